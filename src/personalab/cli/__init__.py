@@ -1,0 +1,1 @@
+"""The ``personalab`` command line: one module per subcommand, each thin over the library."""

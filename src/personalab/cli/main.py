@@ -1,0 +1,68 @@
+"""Entry point of the ``personalab`` command: builds the parser from the subcommand modules and
+turns user errors into a clear message and exit code 2 (no traceback)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from personalab.errors import PersonalabError
+
+# Each module defines ``register(subparsers)``, which adds its parser and sets ``func``.
+SUBCOMMANDS = ("demo", "synth", "import_", "validate", "train", "evaluate", "ls")
+
+DESCRIPTION = """\
+Personalize one small pretrained model to many personas with LoRA adapters, and decide with
+evidence which way of personalizing works best.
+
+typical session:
+  personalab synth --out data/synth                 # or: personalab import popquorn ...
+  personalab validate data/synth
+  personalab train --data data/synth --strategy unified --out runs/unified
+  personalab evaluate runs/unified
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="personalab",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        importlib.import_module(f"personalab.cli.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Never reach for the network: models load from local paths or the local HF cache only.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args) or 0
+    except PersonalabError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _version() -> str:
+    from personalab import __version__
+
+    return f"personalab {__version__}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""``personalab train``: train one strategy into a run directory."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from personalab.errors import PersonalabError
+from personalab.models.base import ModelSpec
+from personalab.rundir import RunConfig, train_run
+from personalab.train.presets import resolve_settings
+
+EPILOG = """\
+examples:
+  personalab train --data data/synth --strategy unified --out runs/unified
+  personalab train --data data/popquorn --out runs/pq --preset constrained --epochs 5
+  personalab train --data data/x --out runs/qwen --model /models/Qwen2.5-0.5B-Instruct
+  personalab train --config my_run.yaml --out runs/mine     # flags override the file
+
+The run directory gets the adapter bank (PEFT format, safetensors), the resolved config and
+the learning curves; evaluate it with `personalab evaluate RUN_DIR`.
+"""
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a personalization strategy into a run directory",
+        description="Train a personalization strategy (see `personalab ls strategies`).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--data", help="dataset folder (personas.jsonl, examples.jsonl, dataset.yaml)")
+    parser.add_argument("--out", required=True, type=Path, help="run directory to create")
+    parser.add_argument("--strategy", help="strategy name (default: unified)")
+    parser.add_argument("--config", type=Path, help="YAML run config (keys: data, strategy, preset, seed, model, settings)")
+    add_model_arguments(parser)
+    settings = parser.add_argument_group("training settings (override the preset)")
+    settings.add_argument("--preset", help="named settings: default, constrained (see `personalab ls presets`)")
+    settings.add_argument("--epochs", type=int, help="maximum epochs (early stopping may end sooner)")
+    settings.add_argument("--lr", type=float, help="learning rate of the LoRA weights")
+    settings.add_argument("--batch-size", type=int, help="rows per optimizer step")
+    settings.add_argument("--r", type=int, help="LoRA rank")
+    settings.add_argument("--alpha", type=float, help="LoRA alpha (scale = alpha / r)")
+    settings.add_argument("--targets", help="comma-separated projection roles, e.g. query,value")
+    settings.add_argument("--seed", type=int, help="seed for initialisation and data order (default 0)")
+    parser.add_argument("--force", action="store_true", help="overwrite a run directory that is already trained")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=run)
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", help="minilm (embedded default), tiny-classifier, tiny-causal-lm, a local folder, or a cached hub id")
+    group.add_argument("--no-profile", action="store_true", help="do not give the persona's profile to the model")
+    group.add_argument("--max-length", type=int, help="maximum tokens per input (default 128)")
+    group.add_argument("--allow-pickle", action="store_true", help="allow .bin/.pt weights (unsafe: pickle can run code)")
+    group.add_argument("--trust-remote-code", action="store_true", help="allow model code shipped with the model (unsafe)")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    print(f"training {config.strategy!r} on {config.data} with {config.model.name} (preset {config.preset}) -> {args.out}")
+    train_run(config, args.out, progress=not args.quiet, force=args.force)
+    print(f"done: {args.out}\nnext: personalab evaluate {args.out}")
+    return 0
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """Preset, then the config file, then flags: each later source overrides the earlier."""
+    file = _read_config(args.config) if args.config else {}
+    data = args.data or file.get("data")
+    if not data:
+        raise PersonalabError("no dataset: pass --data DIR (or `data:` in --config)")
+    model = {**file.get("model", {}), **_model_flags(args)}
+    flags = {
+        "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "r": args.r, "alpha": args.alpha,
+        "target_roles": args.targets.split(",") if args.targets else None,
+    }
+    preset = args.preset or file.get("preset", "default")
+    settings = resolve_settings(preset, **{**file.get("settings", {}), **{k: v for k, v in flags.items() if v is not None}})
+    seed = args.seed if args.seed is not None else int(file.get("seed", 0))
+    try:
+        spec = ModelSpec(**model)
+    except TypeError as error:
+        raise PersonalabError(f"bad model settings in {args.config}: {error}") from None
+    strategy = args.strategy or file.get("strategy", "unified")
+    return RunConfig(data=str(data), strategy=strategy, preset=preset, seed=seed, model=spec, settings=settings)
+
+
+def _model_flags(args: argparse.Namespace) -> dict[str, Any]:
+    flags = {"name": args.model, "max_length": args.max_length}
+    if args.no_profile:
+        flags["with_profile"] = False
+    if args.allow_pickle:
+        flags["allow_pickle"] = True
+    if args.trust_remote_code:
+        flags["trust_remote_code"] = True
+    return {k: v for k, v in flags.items() if v is not None}
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise PersonalabError(f"{path}: no such config file") from None
+    except yaml.YAMLError as error:
+        raise PersonalabError(f"{path}: invalid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise PersonalabError(f"{path}: a run config must be a mapping of keys to values")
+    unknown = sorted(set(data) - {"data", "strategy", "preset", "seed", "model", "settings"})
+    if unknown:
+        raise PersonalabError(f"{path}: unknown key(s) {unknown}")
+    return data

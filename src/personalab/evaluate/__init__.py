@@ -1,0 +1,1 @@
+"""Evaluation: scoring rows through their routes, metrics, and per-persona breakdowns."""

@@ -1,0 +1,83 @@
+"""Evaluating a trained run on one split: predictions and metrics written into the run, and
+a table a person can read."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from personalab.data.io import atomic_write_jsonl, atomic_write_text
+from personalab.errors import PersonalabError
+from personalab.evaluate.metrics import classification_metrics, reference_baselines
+from personalab.evaluate.predict import Predictions, predict
+from personalab.rundir import Run, open_run, training_records
+
+
+def evaluate_run(root: Path, split: str = "test", progress: bool = True) -> dict[str, Any]:
+    run = open_run(root)
+    rows = run.dataset.split(split)
+    if not rows:
+        raise PersonalabError(f"the dataset has no {split!r} rows to evaluate")
+    predictions = predict(run.backend, run.model, run.personalizer, rows, progress=progress)
+    metrics = classification_metrics(rows, predictions.predicted, run.backend.choices)
+    metrics["split"] = split
+    metrics["strategy"] = run.config.strategy
+    metrics["model"] = run.config.model.name
+    metrics["baselines"] = reference_baselines(run.dataset.split("train"), rows)
+    metrics["default_route_personas"] = sorted(
+        {row.persona_id for row in rows if run.personalizer.uses_default(row.persona_id)}
+        if run.personalizer.table else []
+    )
+    metrics["train_seconds"] = training_records(run.root).get("seconds")
+    _write(run, split, predictions, metrics)
+    return metrics
+
+
+def _write(run: Run, split: str, predictions: Predictions, metrics: dict[str, Any]) -> None:
+    folder = run.root / "eval" / split
+    records = []
+    for row, route, scores, label in zip(predictions.rows, predictions.routes, predictions.scores, predictions.predicted):
+        records.append({
+            "persona_id": row.persona_id,
+            "example_id": row.example_id,
+            "input": row.input,
+            "output": row.output,
+            "predicted": label,
+            "correct": label == row.output,
+            "route": route.to_json(),
+            "scores": {c: _finite(s) for c, s in zip(predictions.choices, scores)},
+        })
+    atomic_write_jsonl(folder / "predictions.jsonl", records)
+    atomic_write_text(folder / "metrics.json", json.dumps(metrics, indent=2))
+
+
+def _finite(value: float) -> float | None:
+    return round(float(value), 6) if np.isfinite(value) else None
+
+
+def format_metrics(metrics: dict[str, Any]) -> str:
+    """A short readable summary of ``evaluate_run``'s result."""
+    per_persona = np.array([p["accuracy"] for p in metrics["per_persona"].values()])
+    lines = [
+        f"{metrics['strategy']} on {metrics['model']}, {metrics['split']} split: {metrics['n']} rows, "
+        f"{len(per_persona)} personas",
+        "",
+        f"  {'metric':<34}{'value':>8}",
+        f"  {'accuracy':<34}{metrics['accuracy']:>8.2%}",
+        f"  {'macro-F1':<34}{metrics['macro_f1']:>8.4f}",
+    ]
+    if "mae" in metrics:
+        lines.append(f"  {'mean absolute error':<34}{metrics['mae']:>8.4f}")
+    q1, median, q3 = np.percentile(per_persona, [25, 50, 75])
+    lines.append(f"  {'per-persona accuracy: median':<34}{median:>8.2%}   (IQR {q1:.1%} to {q3:.1%})")
+    lines += ["", "  reference (learned from the train split):"]
+    lines.append(f"  {'  majority label':<34}{metrics['baselines']['majority_label']:>8.2%}")
+    lines.append(f"  {'  each persona’s majority label':<34}{metrics['baselines']['persona_majority_label']:>8.2%}")
+    if metrics.get("default_route_personas"):
+        lines.append(f"\n  {len(metrics['default_route_personas'])} personas used the default route (no adapter of their own)")
+    if metrics.get("train_seconds"):
+        lines.append(f"\n  training took {metrics['train_seconds']:.0f} s")
+    return "\n".join(lines)

@@ -1,0 +1,160 @@
+"""The run directory: its layout, its resolved config, training a strategy into it, and
+opening it again for evaluation.
+
+    RUN_DIR/config.yaml            the resolved config (every setting, library versions)
+    RUN_DIR/bank/                  the adapter bank (PEFT adapter folders + manifest.json)
+    RUN_DIR/base_head.safetensors  a classifier head trained with the first adapter
+    RUN_DIR/training.json          learning curves and what the strategy recorded
+    RUN_DIR/personalizer.json      how personas are routed; written last: the run is complete
+    RUN_DIR/eval/<split>/          predictions.jsonl and metrics.json
+
+Every file is written to a temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from personalab.bank import AdapterBank
+from personalab.data import load_dataset
+from personalab.data.io import atomic_write_text
+from personalab.data.schema import Dataset
+from personalab.errors import PersonalabError
+from personalab.models import build_backend
+from personalab.models.base import Backend, ModelSpec
+from personalab.strategies import FitContext, RoutingTable, get_strategy
+from personalab.train.adapters import load_head
+from personalab.train.presets import TrainSettings
+
+CONFIG = "config.yaml"
+PERSONALIZER = "personalizer.json"
+TRAINING = "training.json"
+
+
+@dataclass
+class RunConfig:
+    data: str
+    strategy: str = "unified"
+    preset: str = "default"
+    seed: int = 0
+    model: ModelSpec = field(default_factory=ModelSpec)
+    settings: TrainSettings = field(default_factory=TrainSettings)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "data": self.data,
+            "strategy": self.strategy,
+            "preset": self.preset,
+            "seed": self.seed,
+            "model": asdict(self.model),
+            "settings": self.settings.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+        return cls(
+            data=data["data"],
+            strategy=data.get("strategy", "unified"),
+            preset=data.get("preset", "default"),
+            seed=int(data.get("seed", 0)),
+            model=ModelSpec(**data.get("model", {})),
+            settings=_settings(data.get("settings", {})),
+        )
+
+    def config_hash(self) -> str:
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Run:
+    """A trained run opened for use: its config, data, backend and routed model."""
+
+    root: Path
+    config: RunConfig
+    dataset: Dataset
+    backend: Backend
+    personalizer: RoutingTable
+    model: Any  # the base model with the personalizer's adapters loaded (PEFT)
+
+
+def train_run(config: RunConfig, out: Path, progress: bool = True, force: bool = False) -> Run:
+    """Train ``config.strategy`` into a new run directory ``out``."""
+    out = Path(out)
+    if (out / PERSONALIZER).exists() and not force:
+        raise PersonalabError(f"{out} already holds a trained run; pass --force to overwrite it, or choose another --out")
+    dataset = load_dataset(config.data)
+    strategy = get_strategy(config.strategy)
+    backend = _backend(config, dataset)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / CONFIG, yaml.safe_dump({**config.to_dict(), "versions": versions()}, sort_keys=False))
+    context = FitContext(dataset, backend, AdapterBank(out / "bank"), config.settings, out, config.seed, progress)
+    started = time.perf_counter()
+    personalizer = strategy.fit(context)
+    context.records["seconds"] = time.perf_counter() - started
+    atomic_write_text(out / TRAINING, json.dumps(context.records, indent=2))
+    atomic_write_text(out / PERSONALIZER, json.dumps(personalizer.to_json(), indent=2))
+    return open_run(out)
+
+
+def open_run(root: Path) -> Run:
+    root = Path(root)
+    if not (root / PERSONALIZER).exists():
+        raise PersonalabError(f"{root} is not a trained run (no {PERSONALIZER}); train one with `personalab train`")
+    config = RunConfig.from_dict(yaml.safe_load((root / CONFIG).read_text(encoding="utf-8")))
+    dataset = load_dataset(config.data)
+    personalizer = RoutingTable.from_json(json.loads((root / PERSONALIZER).read_text(encoding="utf-8")))
+    backend = _backend(config, dataset)
+    load_head(backend, root)
+    model = AdapterBank(root / "bank").load_into(backend.model, personalizer.adapters())
+    return Run(root, config, dataset, backend, personalizer, model)
+
+
+def training_records(root: Path) -> dict[str, Any]:
+    path = Path(root) / TRAINING
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def _settings(data: dict[str, Any]) -> TrainSettings:
+    if "target_roles" in data:
+        data = {**data, "target_roles": tuple(data["target_roles"])}
+    return TrainSettings(**data)
+
+
+def _backend(config: RunConfig, dataset: Dataset) -> Backend:
+    choices = _label_set(dataset)
+    return build_backend(config.model, choices, dataset.profiles, seed=config.seed)
+
+
+def _label_set(dataset: Dataset) -> tuple[str, ...]:
+    """The dataset's choices, then any extra per-row choices in first-seen order."""
+    labels = list(dataset.spec.choices or ())
+    for example in dataset.examples:
+        for choice in example.choices or ():
+            if choice not in labels:
+                labels.append(choice)
+    return tuple(labels)
+
+
+def versions() -> dict[str, str]:
+    import peft
+    import torch
+    import transformers
+
+    from personalab import __version__
+
+    return {
+        "personalab": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "peft": peft.__version__,
+    }

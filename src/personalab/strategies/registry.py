@@ -1,0 +1,30 @@
+"""Strategies registered by name, with close-match suggestions for typos."""
+
+from __future__ import annotations
+
+import difflib
+
+from personalab.errors import PersonalabError
+from personalab.strategies.base import Strategy
+
+_REGISTRY: dict[str, type] = {}
+
+
+def register(cls: type) -> type:
+    """Class decorator: make a strategy available under its ``name``."""
+    if cls.name in _REGISTRY:
+        raise ValueError(f"strategy {cls.name!r} is registered twice")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def get_strategy(name: str, **options) -> Strategy:
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, _REGISTRY, n=3)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        raise PersonalabError(f"unknown strategy {name!r}{hint} (known: {', '.join(sorted(_REGISTRY))})")
+    return _REGISTRY[name](**options)
+
+
+def list_strategies() -> list[tuple[str, str]]:
+    return [(name, cls.summary) for name, cls in sorted(_REGISTRY.items())]

@@ -1,0 +1,155 @@
+"""The training loop for one adapter: AdamW with warmup, validation loss per epoch, early
+stopping that keeps the best epoch, and a seeded data order.
+
+It trains whatever parameters of ``model`` require gradients (the active LoRA adapter, and a
+new classification head with the first adapter) through the backend's ``collate`` and
+``loss``, so it is the same for every backend.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from personalab.data.schema import Example
+from personalab.models.base import Backend
+from personalab.train.presets import TrainSettings
+
+
+@dataclass
+class TrainResult:
+    val_loss: list[float]  # index 0 is before training, then one value per epoch
+    train_loss: list[float]  # mean training loss per epoch
+    best_epoch: int  # 0 means no epoch beat the untrained adapter
+    seconds: float = 0.0
+    steps: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def best_val_loss(self) -> float:
+        return self.val_loss[self.best_epoch]
+
+    def to_dict(self) -> dict:
+        return {
+            "val_loss": self.val_loss,
+            "train_loss": self.train_loss,
+            "best_epoch": self.best_epoch,
+            "best_val_loss": self.best_val_loss,
+            "seconds": self.seconds,
+            "steps": self.steps,
+        }
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def train_adapter(
+    backend: Backend,
+    model: torch.nn.Module,
+    train_rows: Sequence[Example],
+    val_rows: Sequence[Example],
+    settings: TrainSettings,
+    head_parameters: Sequence[str] = (),
+    seed: int = 0,
+    progress: bool = True,
+    label: str = "train",
+) -> TrainResult:
+    """Train the parameters of ``model`` that require gradients; restore the best epoch."""
+    start = time.perf_counter()
+    seed_everything(seed)
+    optimizer = _optimizer(model, settings, set(head_parameters))
+    steps_per_epoch = math.ceil(len(train_rows) / settings.batch_size)
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer,
+        num_warmup_steps=int(settings.warmup_ratio * steps_per_epoch * settings.epochs),
+        num_training_steps=steps_per_epoch * settings.epochs,
+    )
+    order = torch.Generator().manual_seed(seed)
+    result = TrainResult(val_loss=[validation_loss(backend, model, val_rows)], train_loss=[], best_epoch=0)
+    best_state = _trainable_state(model)
+    bar = tqdm(total=steps_per_epoch * settings.epochs, desc=label, disable=not progress, unit="step")
+    for epoch in range(1, settings.epochs + 1):
+        epoch_loss = _train_epoch(backend, model, train_rows, settings, optimizer, scheduler, order, bar)
+        result.train_loss.append(epoch_loss)
+        result.val_loss.append(validation_loss(backend, model, val_rows))
+        result.steps += steps_per_epoch
+        bar.set_postfix(epoch=epoch, train=f"{epoch_loss:.4f}", val=f"{result.val_loss[-1]:.4f}")
+        if result.val_loss[-1] < result.best_val_loss:
+            result.best_epoch, best_state = epoch, _trainable_state(model)
+        elif epoch - result.best_epoch >= settings.patience:
+            break  # early stopping: validation loss stopped improving
+    bar.close()
+    model.load_state_dict(best_state, strict=False)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _train_epoch(backend, model, rows, settings, optimizer, scheduler, order, bar) -> float:
+    model.train()
+    permutation = torch.randperm(len(rows), generator=order).tolist()
+    total, count = 0.0, 0
+    for start in range(0, len(rows), settings.batch_size):
+        batch_rows = [rows[i] for i in permutation[start : start + settings.batch_size]]
+        loss = backend.loss(model, _to_device(backend.collate(batch_rows), backend.device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if settings.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(_trainable(model), settings.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        total, count = total + loss.item() * len(batch_rows), count + len(batch_rows)
+        bar.update(1)
+    return total / max(count, 1)
+
+
+@torch.inference_mode()
+def validation_loss(backend: Backend, model: torch.nn.Module, rows: Sequence[Example], batch_size: int = 64) -> float:
+    """Mean loss over ``rows`` (each batch weighted by its number of rows), in eval mode."""
+    if not rows:
+        return float("nan")
+    model.eval()
+    total = 0.0
+    for start in range(0, len(rows), batch_size):
+        batch_rows = rows[start : start + batch_size]
+        batch = _to_device(backend.collate(batch_rows), backend.device)
+        total += backend.loss(model, batch).item() * len(batch_rows)
+    return total / len(rows)
+
+
+def _optimizer(model: torch.nn.Module, settings: TrainSettings, head: set[str]) -> torch.optim.AdamW:
+    lora, head_params = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (head_params if _is_head(name, head) else lora).append(param)
+    groups = [{"params": lora, "lr": settings.lr, "weight_decay": settings.weight_decay}]
+    if head_params:
+        groups.append({"params": head_params, "lr": settings.head_lr, "weight_decay": 0.0})
+    return torch.optim.AdamW(groups)
+
+
+def _is_head(name: str, head: set[str]) -> bool:
+    # PEFT prefixes base parameter names ("base_model.model."), so match by suffix.
+    return any(name == h or name.endswith("." + h) for h in head)
+
+
+def _trainable(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _to_device(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
