@@ -6,8 +6,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from personalab.evaluate.evaluation import evaluate_run, format_metrics
-
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -25,6 +23,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from personalab.evaluate.evaluation import evaluate_run, format_metrics
+
     metrics = evaluate_run(args.run_dir, args.split, progress=not args.quiet)
     print(format_metrics(metrics))
     print(f"\nwrote {args.run_dir / 'eval' / args.split}/predictions.jsonl and metrics.json")

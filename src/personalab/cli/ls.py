@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from personalab.strategies import list_strategies
-from personalab.train.presets import PRESETS
-
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -22,6 +19,9 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from personalab.strategies import list_strategies
+    from personalab.train.presets import PRESETS
+
     if args.what == "strategies":
         rows = list_strategies()
         width = max(len(name) for name, _ in rows)

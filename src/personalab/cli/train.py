@@ -9,9 +9,6 @@ from typing import Any
 import yaml
 
 from personalab.errors import PersonalabError
-from personalab.models.base import ModelSpec
-from personalab.rundir import RunConfig, train_run
-from personalab.train.presets import resolve_settings
 
 EPILOG = """\
 examples:
@@ -62,6 +59,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from personalab.rundir import train_run
+
     config = config_from_args(args)
     print(f"training {config.strategy!r} on {config.data} with {config.model.name} (preset {config.preset}) -> {args.out}")
     train_run(config, args.out, progress=not args.quiet, force=args.force)
@@ -69,8 +68,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def config_from_args(args: argparse.Namespace) -> RunConfig:
+def config_from_args(args: argparse.Namespace) -> "RunConfig":
     """Preset, then the config file, then flags: each later source overrides the earlier."""
+    from personalab.models.base import ModelSpec
+    from personalab.rundir import RunConfig
+    from personalab.train.presets import resolve_settings
+
     file = _read_config(args.config) if args.config else {}
     data = args.data or file.get("data")
     if not data:

@@ -1,0 +1,11 @@
+"""Persona datasets: the schema, loading with validation, the split rule, writing, importers
+(``personalab.data.importers``) and the synthetic generator (``personalab.data.synth``)."""
+
+from __future__ import annotations
+
+from personalab.data.io import write_dataset
+from personalab.data.load import load_dataset
+from personalab.data.splits import assign_split
+from personalab.data.validate import validate_dataset
+
+__all__ = ["assign_split", "load_dataset", "validate_dataset", "write_dataset"]

@@ -1,0 +1,221 @@
+"""Reading and writing dataset files on disk: atomic writes, the JSONL and YAML formats.
+
+This module owns bytes <-> rows: it writes every file atomically (temp name + rename, so no
+reader ever sees half a file) and reads ``*.jsonl`` / ``dataset.yaml`` into plain Python
+objects with their 1-based line numbers, reporting format problems (bad UTF-8, bad JSON or
+YAML) as ``Problem``s. What the rows *mean* is checked in ``personalab.data.validate``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import fields
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+
+from personalab.data.schema import DatasetSpec, Example, Persona
+from personalab.errors import Problem
+
+SPEC_FILE = "dataset.yaml"
+PERSONAS_FILE = "personas.jsonl"
+EXAMPLES_FILE = "examples.jsonl"
+DATASET_FILES = (SPEC_FILE, PERSONAS_FILE, EXAMPLES_FILE)
+
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+# --- atomic writes ---------------------------------------------------------------------------
+
+
+@contextmanager
+def _atomic_open(path: str | os.PathLike) -> Iterator[IO[str]]:
+    """Open a temp file beside ``path``; on success rename it over ``path``, else delete it."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Same folder as the target: os.replace is only atomic within one file system.
+    handle = tempfile.NamedTemporaryFile(
+        "w", encoding="utf-8", newline="\n", dir=target.parent,
+        prefix=f".{target.name}.", suffix=".tmp", delete=False,
+    )
+    try:
+        with handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        # Temp files are created private (0600); give the result ordinary permissions.
+        os.chmod(handle.name, target.stat().st_mode & 0o7777 if target.exists() else 0o644)
+        os.replace(handle.name, target)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see either the old file or the new one."""
+    with _atomic_open(path) as handle:
+        handle.write(text)
+
+
+def atomic_write_jsonl(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Write one JSON object per line (UTF-8, non-ASCII kept readable), atomically."""
+    with _atomic_open(path) as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+# --- writing a dataset -----------------------------------------------------------------------
+
+
+def spec_to_dict(spec: DatasetSpec) -> dict[str, Any]:
+    """The ``dataset.yaml`` mapping for ``spec``; unset optional keys are left out."""
+    data: dict[str, Any] = {}
+    for spec_field in fields(spec):
+        value = getattr(spec, spec_field.name)
+        if value is None:
+            continue
+        data[spec_field.name] = list(value) if isinstance(value, tuple) else value
+    return data
+
+
+def persona_to_row(persona: Persona) -> dict[str, Any]:
+    return {
+        "persona_id": persona.persona_id,
+        "profile": persona.profile,
+        "attributes": dict(persona.attributes),
+    }
+
+
+def example_to_row(example: Example) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    if example.example_id is not None:
+        row["example_id"] = example.example_id
+    row.update(persona_id=example.persona_id, input=example.input, output=example.output)
+    row["split"] = example.split
+    if example.choices is not None:
+        row["choices"] = list(example.choices)
+    return row
+
+
+def write_dataset(
+    directory: str | os.PathLike,
+    spec: DatasetSpec,
+    personas: Iterable[Persona] | Mapping[str, Persona],
+    examples: Iterable[Example],
+) -> Path:
+    """Write ``dataset.yaml``, ``personas.jsonl`` and ``examples.jsonl`` into ``directory``.
+
+    Each file is written atomically; ``dataset.yaml`` goes last so that a folder holding it
+    has had both row files written. Returns the folder.
+    """
+    root = Path(directory)
+    root.mkdir(parents=True, exist_ok=True)
+    persona_list = personas.values() if isinstance(personas, Mapping) else personas
+    atomic_write_jsonl(root / EXAMPLES_FILE, (example_to_row(e) for e in examples))
+    atomic_write_jsonl(root / PERSONAS_FILE, (persona_to_row(p) for p in persona_list))
+    spec_text = yaml.safe_dump(spec_to_dict(spec), sort_keys=False, allow_unicode=True)
+    atomic_write_text(root / SPEC_FILE, spec_text)
+    return root
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def read_jsonl(path: str | os.PathLike) -> tuple[list[tuple[int, dict]], list[Problem]]:
+    """Every JSON object of a JSONL file with its 1-based line number, plus format problems.
+
+    Blank lines are skipped. A line that is not UTF-8, not JSON, or not an object becomes a
+    problem and is left out, so that one bad line does not hide the rest of the file.
+    """
+    rows: list[tuple[int, dict]] = []
+    problems: list[Problem] = []
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        return [], [Problem(str(path), None, f"cannot read the file: {error.strerror}")]
+    if data.startswith(_UTF8_BOM):  # editors on Windows add one; it is not content
+        data = data[len(_UTF8_BOM):]
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        row, message = _parse_json_line(raw)
+        if message:
+            problems.append(Problem(str(path), number, message))
+        elif row is not None:
+            rows.append((number, row))
+    return rows, problems
+
+
+def _parse_json_line(raw: bytes) -> tuple[dict | None, str | None]:
+    """(object, None) for a good line, (None, None) for a blank one, (None, reason) else."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return None, f"invalid UTF-8 (byte {error.start + 1} of the line)"
+    if not text.strip():
+        return None, None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        return None, f"invalid JSON: {error.msg} (column {error.colno})"
+    if not isinstance(value, dict):
+        return None, f"expected a JSON object, got {json_type_name(value)}"
+    return value, None
+
+
+def read_yaml_mapping(
+    path: str | os.PathLike,
+) -> tuple[dict | None, dict[str, int], list[Problem]]:
+    """The mapping in a YAML file (an empty file is ``{}``), the 1-based line of each top-level
+    key (so that problems can point at it), and the format problems (then the mapping is None).
+    """
+    where = str(path)
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        return None, {}, [Problem(where, None, f"invalid UTF-8 (byte {error.start + 1})")]
+    except OSError as error:
+        return None, {}, [Problem(where, None, f"cannot read the file: {error.strerror}")]
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        reason = getattr(error, "problem", None) or str(error)
+        return None, {}, [Problem(where, line, f"invalid YAML: {reason}")]
+    if value is None:
+        return {}, {}, []
+    if not isinstance(value, dict):
+        return None, {}, [Problem(where, 1, f"expected a mapping, got {json_type_name(value)}")]
+    return value, _top_level_key_lines(node), []
+
+
+def _top_level_key_lines(node: yaml.Node | None) -> dict[str, int]:
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {
+        str(key.value): key.start_mark.line + 1
+        for key, _ in node.value
+        if isinstance(key, yaml.ScalarNode)
+    }
+
+
+def json_type_name(value: Any) -> str:
+    """The JSON name of a parsed value's type, for messages ("a string", "an array", ...)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__

@@ -1,0 +1,53 @@
+"""The train/val/test split rule: a hash of (persona, row key), independent of any RNG.
+
+A row's split depends only on its persona id, its key (``example_id`` if it has one, else its
+``input``) and the split seed, so it never changes when rows are added, removed or reordered,
+and any tool in any language can reproduce it. With seed 0 this is exactly the POPQUORN rule
+of BENCHMARK.md section 1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from personalab.errors import PersonalabError
+
+# Only the first 32 bits of the digest are used: that is the published rule.
+_HASH_HEX_DIGITS = 8
+_HASH_RANGE = 2**32
+
+
+def split_key(example_id: str | None, input_text: str) -> str:
+    """The key a row is hashed by: its ``example_id`` when given, else its ``input``."""
+    return example_id if example_id is not None else input_text
+
+
+def split_hash(persona_id: str, key: str, seed: int = 0) -> float:
+    """A number in [0, 1) fixed by (seed, persona, key); seed 0 keeps the published form."""
+    text = f"{persona_id}:{key}" if seed == 0 else f"{seed}:{persona_id}:{key}"
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return int(digest[:_HASH_HEX_DIGITS], 16) / _HASH_RANGE
+
+
+def assign_split(
+    persona_id: str, key: str, seed: int = 0, val: float = 0.2, test: float = 0.2
+) -> str:
+    """``train``, ``val`` or ``test`` for one row: h < 1-val-test is train, h < 1-test val.
+
+    With the defaults: h < 0.6 train, h < 0.8 val, else test.
+    """
+    _check_fractions(val, test)
+    h = split_hash(str(persona_id), str(key), seed)
+    # 1 - (val + test) rather than 1 - val - test: the former is exactly 0.6 for 0.2/0.2.
+    if h < 1.0 - (val + test):
+        return "train"
+    if h < 1.0 - test:
+        return "val"
+    return "test"
+
+
+def _check_fractions(val: float, test: float) -> None:
+    if val < 0 or test < 0 or val + test > 1:
+        raise PersonalabError(
+            f"split fractions must be >= 0 with val + test <= 1, got val={val}, test={test}"
+        )
