@@ -154,7 +154,7 @@ def versions() -> dict[str, str]:
     return {
         "personalab": __version__,
         "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "peft": peft.__version__,
+        "torch": str(torch.__version__),
+        "transformers": str(transformers.__version__),
+        "peft": str(peft.__version__),
     }

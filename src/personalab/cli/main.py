@@ -7,6 +7,7 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 
 from personalab.errors import PersonalabError
 
@@ -43,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Our own progress bars say what is happening; the libraries' per-load bars and their
+    # deprecation notices about each other only bury them.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft)\b")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -91,7 +91,7 @@ def config_from_args(args: argparse.Namespace) -> "RunConfig":
     except TypeError as error:
         raise PersonalabError(f"bad model settings in {args.config}: {error}") from None
     strategy = args.strategy or file.get("strategy", "unified")
-    return RunConfig(data=str(data), strategy=strategy, preset=preset, seed=seed, model=spec, settings=settings)
+    return RunConfig(data=str(Path(data).resolve()), strategy=strategy, preset=preset, seed=seed, model=spec, settings=settings)
 
 
 def _model_flags(args: argparse.Namespace) -> dict[str, Any]:

@@ -42,23 +42,35 @@ class ModelSpec:
 
 
 class Backend(Protocol):
+    """Implemented by ``ClassifierBackend`` and ``CausalLMBackend``; ``build_backend`` picks.
+
+    The causal-LM backend also offers ``generate(model, rows, max_new_tokens)`` for open
+    outputs; the classifier has no such method.
+    """
+
     kind: BackendKind
     spec: ModelSpec
     choices: tuple[str, ...]  # the task's label set (may be empty for generation)
-    model: torch.nn.Module  # the base model as loaded (before any adapter)
+    model: torch.nn.Module  # the base model as loaded (before any adapter), in eval mode
     device: torch.device
+    batch_size: int  # rows (classifier) or sequences (causal LM) per forward pass in scores
 
     def target_modules(self, roles: Sequence[str]) -> list[str]:
-        """Module-name suffixes that LoRA should adapt for the given projection roles."""
+        """Module names LoRA should adapt for the given projection roles, as PEFT
+        ``target_modules`` list entries (each matches a module equal to it or ending with
+        ``"." + entry``); exact full names where a plain suffix would be ambiguous."""
 
     def trainable_base_parameters(self) -> list[str]:
-        """Names of base parameters trained with the first adapter (e.g. a new head)."""
+        """Names (relative to ``self.model``) of base parameters trained with the first
+        adapter, e.g. a classifier's new head; empty for a causal LM."""
 
     def collate(self, rows: Sequence[Example]) -> dict[str, torch.Tensor]:
-        """Tensors for a training batch, targets included."""
+        """CPU tensors for a training batch, targets (``labels``) included."""
 
     def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Mean training loss of ``model`` on a collated batch."""
+        """Mean training loss of ``model`` on a collated batch (moved to the model's device)."""
 
     def scores(self, model: torch.nn.Module, rows: Sequence[Example]) -> torch.Tensor:
-        """Log-scores ``[len(rows), len(choices)]`` for classification; higher is better."""
+        """Log-scores ``[len(rows), len(choices)]`` on CPU; higher is better; -inf where a
+        row's own ``choices`` exclude the choice. Runs in eval mode without autograd and
+        restores the model's previous train/eval mode."""

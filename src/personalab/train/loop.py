@@ -101,7 +101,7 @@ def _train_epoch(backend, model, rows, settings, optimizer, scheduler, order, ba
     total, count = 0.0, 0
     for start in range(0, len(rows), settings.batch_size):
         batch_rows = [rows[i] for i in permutation[start : start + settings.batch_size]]
-        loss = backend.loss(model, _to_device(backend.collate(batch_rows), backend.device))
+        loss = backend.loss(model, backend.collate(batch_rows))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if settings.max_grad_norm > 0:
@@ -122,8 +122,7 @@ def validation_loss(backend: Backend, model: torch.nn.Module, rows: Sequence[Exa
     total = 0.0
     for start in range(0, len(rows), batch_size):
         batch_rows = rows[start : start + batch_size]
-        batch = _to_device(backend.collate(batch_rows), backend.device)
-        total += backend.loss(model, batch).item() * len(batch_rows)
+        total += backend.loss(model, backend.collate(batch_rows)).item() * len(batch_rows)
     return total / len(rows)
 
 
@@ -149,7 +148,3 @@ def _trainable(model: torch.nn.Module) -> list[torch.nn.Parameter]:
 
 def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-
-
-def _to_device(batch: dict, device: torch.device) -> dict:
-    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}

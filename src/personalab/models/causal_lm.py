@@ -1,0 +1,222 @@
+"""The causal-LM backend: persona prompts, answer continuations, and how choices are scored.
+
+Prompt format. With a chat template: a system message (an instruction, plus the persona
+profile when the spec gives it) and a user message (the input, plus "Answer with one of: a, b."
+when there is a label set), rendered with the generation prompt; the target is the output
+followed by the eos token. Without a chat template: ``Persona: ...\\nInput: ...\\n[Choices:
+a, b\\n]Answer:`` and the target `` <output>`` (with a leading space) followed by eos. Prompts
+are truncated from the left to ``spec.max_length`` tokens, so the end of the input survives.
+
+A closed label set is scored by log-likelihood: a choice's score is the sum of the
+log-probabilities of its continuation tokens (choice tokens and eos) given the prompt.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+import transformers
+from jinja2.exceptions import TemplateError
+
+from personalab.data.schema import Example
+from personalab.models.base import ModelSpec
+from personalab.models.loading import ResolvedModel, load_pretrained, load_tokenizer, resolve_model
+from personalab.models.rows import allowed_choices, chunks, eval_mode, model_device, profile_of
+from personalab.models.targets import target_modules_for
+
+IGNORE_INDEX = -100  # label value the loss skips (PyTorch / transformers convention)
+PERSONA_INSTRUCTION = "Answer as the person described below would.\n\nPersona: {profile}"
+PLAIN_INSTRUCTION = "Answer the user's input."
+
+
+class CausalLMBackend:
+    """``scores`` are summed continuation log-probabilities (not normalised over choices)."""
+
+    kind = "causal_lm"
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        choices: Sequence[str],
+        profiles: Mapping[str, str],
+        batch_size: int = 16,  # sequences per forward pass: rows x allowed choices
+        resolved: ResolvedModel | None = None,
+    ):
+        self.spec = spec
+        self.choices = tuple(choices)
+        self.profiles = dict(profiles)
+        self.batch_size = batch_size
+        self.resolved = resolved or resolve_model(spec)
+        self.tokenizer = load_tokenizer(self.resolved, spec)
+        self.model = load_pretrained(transformers.AutoModelForCausalLM, self.resolved, spec)
+        self.device = model_device(self.model)
+        self.uses_chat_template = bool(getattr(self.tokenizer, "chat_template", None))
+        self._continuations = {choice: self.continuation_ids(choice) for choice in self.choices}
+
+    def target_modules(self, roles: Sequence[str]) -> list[str]:
+        return target_modules_for(self.model, roles)
+
+    def trainable_base_parameters(self) -> list[str]:
+        return []  # a causal LM already has its output head
+
+    # --- prompts and targets ------------------------------------------------------------
+
+    def prompt_text(self, row: Example) -> str:
+        profile = profile_of(row, self.profiles) if self.spec.with_profile else ""
+        options = allowed_choices(row, self.choices)
+        if self.uses_chat_template:
+            return self._chat_prompt(row.input, profile, options)
+        lines = [f"Persona: {profile}"] if profile else []
+        lines.append(f"Input: {row.input}")
+        if options:
+            lines.append(f"Choices: {', '.join(options)}")
+        return "\n".join(lines) + "\nAnswer:"
+
+    def prompt_ids(self, row: Example) -> list[int]:
+        text = self.prompt_text(row)
+        if self.uses_chat_template:  # the template writes any special tokens itself
+            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        else:  # the tokenizer's own convention: a BOS for Llama-like models, nothing for Qwen
+            ids = self.tokenizer(text)["input_ids"]
+            if ids and ids[-1] == self.tokenizer.eos_token_id:
+                ids = ids[:-1]  # a prompt is not a finished sequence
+        return ids[-self.spec.max_length :]
+
+    def continuation_ids(self, output: str) -> list[int]:
+        text = output if self.uses_chat_template else " " + output
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return ids + [self.tokenizer.eos_token_id]
+
+    def _chat_prompt(self, text: str, profile: str, options: Sequence[str]) -> str:
+        system = PERSONA_INSTRUCTION.format(profile=profile) if profile else PLAIN_INSTRUCTION
+        user = text + (f"\n\nAnswer with one of: {', '.join(options)}." if options else "")
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        try:
+            return self._render(messages)
+        except TemplateError:  # some templates (e.g. Gemma's) reject a system role
+            return self._render([{"role": "user", "content": f"{system}\n\n{user}"}])
+
+    def _render(self, messages: list[dict[str, str]]) -> str:
+        return self.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True
+        )
+
+    # --- training -----------------------------------------------------------------------
+
+    def collate(self, rows: Sequence[Example]) -> dict[str, torch.Tensor]:
+        """Prompt + target per row, right-padded; ``labels`` are -100 on prompt and padding."""
+        prompts = [self.prompt_ids(row) for row in rows]
+        targets = [self.continuation_ids(row.output) for row in rows]
+        input_ids, attention_mask = pad_sequences(
+            [p + t for p, t in zip(prompts, targets)], self.tokenizer.pad_token_id, "right"
+        )
+        labels = [[IGNORE_INDEX] * len(p) + t for p, t in zip(prompts, targets)]
+        labels_tensor, _ = pad_sequences(labels, IGNORE_INDEX, "right")
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels_tensor}
+
+    def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Mean next-token NLL over all target tokens of the batch."""
+        device = model_device(model)
+        logits = model(
+            input_ids=batch["input_ids"].to(device),
+            attention_mask=batch["attention_mask"].to(device),
+        ).logits
+        predicted = logits[:, :-1].float()  # position t predicts token t + 1
+        targets = batch["labels"][:, 1:].to(device)
+        return F.cross_entropy(
+            predicted.reshape(-1, predicted.shape[-1]),
+            targets.reshape(-1),
+            ignore_index=IGNORE_INDEX,
+        )
+
+    # --- scoring and generation ---------------------------------------------------------
+
+    def scores(self, model: torch.nn.Module, rows: Sequence[Example]) -> torch.Tensor:
+        """``[len(rows), len(choices)]``; -inf where a row does not allow the choice. Every
+        (row, allowed choice) pair is one sequence; ``batch_size`` sequences per forward."""
+        scores = torch.full((len(rows), len(self.choices)), float("-inf"))
+        prompts = [self.prompt_ids(row) for row in rows]
+        pairs = [
+            (i, self.choices.index(choice))
+            for i, row in enumerate(rows)
+            for choice in allowed_choices(row, self.choices)
+        ]
+        with eval_mode(model):
+            for batch in chunks(pairs, self.batch_size):
+                continuations = [self._continuations[self.choices[k]] for _, k in batch]
+                batch_prompts = [prompts[i] for i, _ in batch]
+                sums = continuation_logprobs(
+                    model, batch_prompts, continuations, self.tokenizer.pad_token_id
+                )
+                scores[[i for i, _ in batch], [k for _, k in batch]] = sums.cpu()
+        return scores
+
+    def generate(
+        self, model: torch.nn.Module, rows: Sequence[Example], max_new_tokens: int = 32
+    ) -> list[str]:
+        """Greedy answers (prompt excluded, special tokens dropped), ``batch_size`` at a time."""
+        answers: list[str] = []
+        with eval_mode(model):
+            for batch_rows in chunks(rows, self.batch_size):
+                prompts = [self.prompt_ids(row) for row in batch_rows]
+                input_ids, attention_mask = pad_sequences(
+                    prompts, self.tokenizer.pad_token_id, "left"
+                )
+                device = model_device(model)
+                generated = model.generate(
+                    input_ids=input_ids.to(device),
+                    attention_mask=attention_mask.to(device),
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    pad_token_id=self.tokenizer.pad_token_id,
+                    eos_token_id=self.tokenizer.eos_token_id,
+                )
+                new_tokens = generated[:, input_ids.shape[1] :]
+                decoded = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+                answers.extend(text.strip() for text in decoded)
+        return answers
+
+
+def continuation_logprobs(
+    model: torch.nn.Module,
+    prompts: Sequence[list[int]],
+    continuations: Sequence[list[int]],
+    pad_token_id: int,
+) -> torch.Tensor:
+    """``[len(prompts)]`` sums of log p(continuation tokens | prompt), one forward pass over
+    the right-padded ``prompt + continuation`` sequences."""
+    device = model_device(model)
+    input_ids, attention_mask = pad_sequences(
+        [p + c for p, c in zip(prompts, continuations)], pad_token_id, "right"
+    )
+    logits = model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device)).logits
+    longest = max(len(c) for c in continuations)
+    offsets = torch.arange(longest)
+    lengths = torch.tensor([len(c) for c in continuations])
+    valid = offsets[None, :] < lengths[:, None]
+    # The token at position t is predicted by the logits at t - 1.
+    positions = torch.tensor([len(p) - 1 for p in prompts])[:, None] + offsets[None, :]
+    positions = positions.clamp(max=input_ids.shape[1] - 1).to(device)
+    targets, _ = pad_sequences(list(continuations), 0, "right")
+    # Gather the needed positions before log_softmax: a full [batch, length, vocab]
+    # log_softmax would double the largest tensor of the pass for large vocabularies.
+    picked = logits.gather(1, positions[:, :, None].expand(-1, -1, logits.shape[-1]))
+    logprobs = F.log_softmax(picked.float(), dim=-1)
+    token_logprobs = logprobs.gather(-1, targets[:, :longest, None].to(device)).squeeze(-1)
+    return token_logprobs.masked_fill(~valid.to(device), 0.0).sum(dim=-1)
+
+
+def pad_sequences(
+    sequences: Sequence[list[int]], pad_value: int, side: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(ids, attention_mask)`` long tensors, padded on ``side`` ("left" or "right")."""
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_value, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for i, sequence in enumerate(sequences):
+        start = width - len(sequence) if side == "left" else 0
+        ids[i, start : start + len(sequence)] = torch.tensor(sequence, dtype=torch.long)
+        mask[i, start : start + len(sequence)] = 1
+    return ids, mask

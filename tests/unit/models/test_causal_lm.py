@@ -1,0 +1,167 @@
+"""The causal-LM backend: prompts, choice scores by log-likelihood, loss, generation."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+
+from personalab.data.schema import Example
+from personalab.errors import PersonalabError
+from personalab.models import CausalLMBackend, ModelSpec
+
+CHOICES = ("no", "yes", "maybe not")  # "maybe not" is several tokens
+PROFILES = {"ana": "a young teacher who likes jazz music", "bo": "an older farmer"}
+ROWS = [
+    Example("ana", "Is this comment rude?", "no", "train"),
+    Example("bo", "The product arrived late and broken, so I want my money back.", "yes", "train"),
+    Example("ana", "Is the weather cold?", "maybe not", "train", choices=("yes", "maybe not")),
+]
+
+
+@pytest.fixture(scope="module", params=["chat", "plain"])
+def backend(request, tiny_causal_lm_path, tiny_plain_causal_lm_path) -> CausalLMBackend:
+    path = tiny_causal_lm_path if request.param == "chat" else tiny_plain_causal_lm_path
+    return CausalLMBackend(ModelSpec(name=str(path), max_length=128), CHOICES, PROFILES)
+
+
+def independent_logprob(model, prompt: list[int], continuation: list[int]) -> float:
+    """Sum of log p(continuation | prompt) from one unbatched, unpadded forward pass."""
+    ids = torch.tensor([prompt + continuation], device=model.device)
+    with torch.no_grad():
+        logprobs = torch.log_softmax(model(input_ids=ids).logits[0].float(), dim=-1)
+    return sum(logprobs[len(prompt) - 1 + j, token].item() for j, token in enumerate(continuation))
+
+
+def test_a_choice_score_is_the_sum_of_its_token_logprobs(backend):
+    scores = backend.scores(backend.model, ROWS)
+    for i, row in enumerate(ROWS):
+        for k, choice in enumerate(CHOICES):
+            if row.choices is not None and choice not in row.choices:
+                continue
+            prompt, continuation = backend.prompt_ids(row), backend.continuation_ids(choice)
+            expected = independent_logprob(backend.model, prompt, continuation)
+            assert scores[i, k].item() == pytest.approx(expected, abs=1e-4), (i, choice)
+    finite = scores[torch.isfinite(scores)]
+    assert finite.max() - finite.min() > 0.5  # the comparison above is not vacuous
+
+
+def test_choices_a_row_does_not_allow_score_minus_infinity(backend):
+    scores = backend.scores(backend.model, ROWS)
+    assert scores.shape == (len(ROWS), len(CHOICES))
+    assert scores[2, CHOICES.index("no")] == float("-inf")
+    assert torch.isfinite(scores[:2]).all() and torch.isfinite(scores[2, 1:]).all()
+
+
+def test_batched_scores_equal_one_sequence_at_a_time(tiny_causal_lm_path):
+    backend = CausalLMBackend(ModelSpec(name=str(tiny_causal_lm_path)), CHOICES, PROFILES)
+    batched = backend.scores(backend.model, ROWS)
+    backend.batch_size = 1
+    assert torch.allclose(batched, backend.scores(backend.model, ROWS), atol=1e-4)
+
+
+def test_scores_use_the_model_given_not_the_base(backend):
+    targets = backend.target_modules(["query", "value"])
+    # init_lora_weights=False draws B non-zero: a default LoRA starts as the identity.
+    config = LoraConfig(r=2, target_modules=targets, init_lora_weights=False)
+    adapted = get_peft_model(copy.deepcopy(backend.model), config)
+    base_scores = backend.scores(backend.model, ROWS[:1])
+    assert not torch.allclose(backend.scores(adapted, ROWS[:1]), base_scores)
+
+
+def test_chat_prompt_has_the_profile_in_the_system_message_and_the_choices(tiny_causal_lm_path):
+    backend = CausalLMBackend(ModelSpec(name=str(tiny_causal_lm_path)), CHOICES, PROFILES)
+    assert backend.uses_chat_template
+    assert backend.prompt_text(ROWS[2]) == (
+        "<|im_start|>system\nAnswer as the person described below would.\n\n"
+        "Persona: a young teacher who likes jazz music<|im_end|>\n"
+        "<|im_start|>user\nIs the weather cold?\n\nAnswer with one of: yes, maybe not.<|im_end|>\n"
+        "<|im_start|>assistant\n"
+    )
+    im_end = backend.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert backend.continuation_ids("yes") == backend.tokenizer("yes")["input_ids"] + [im_end]
+
+
+def test_plain_prompt_format(tiny_plain_causal_lm_path):
+    backend = CausalLMBackend(ModelSpec(name=str(tiny_plain_causal_lm_path)), CHOICES, PROFILES)
+    assert not backend.uses_chat_template
+    assert backend.prompt_text(ROWS[0]) == (
+        "Persona: a young teacher who likes jazz music\nInput: Is this comment rude?\n"
+        "Choices: no, yes, maybe not\nAnswer:"
+    )
+    eos = backend.tokenizer.eos_token_id
+    assert backend.continuation_ids("yes") == backend.tokenizer(" yes")["input_ids"] + [eos]
+    assert backend.tokenizer.decode(backend.prompt_ids(ROWS[0])) == backend.prompt_text(ROWS[0])
+
+
+def test_without_profile_and_without_label_set(tiny_plain_causal_lm_path, tiny_causal_lm_path):
+    plain_spec = ModelSpec(name=str(tiny_plain_causal_lm_path), with_profile=False)
+    plain = CausalLMBackend(plain_spec, (), PROFILES)
+    assert plain.prompt_text(ROWS[0]) == "Input: Is this comment rude?\nAnswer:"
+    chat = CausalLMBackend(ModelSpec(name=str(tiny_causal_lm_path), with_profile=False), (), {})
+    text = chat.prompt_text(ROWS[0])
+    assert "Persona" not in text and "Answer with one of" not in text
+
+
+def test_prompts_are_truncated_from_the_left(tiny_causal_lm_path):
+    full_backend = CausalLMBackend(ModelSpec(name=str(tiny_causal_lm_path)), CHOICES, PROFILES)
+    full = full_backend.prompt_ids(ROWS[1])
+    short_spec = ModelSpec(name=str(tiny_causal_lm_path), max_length=10)
+    short = CausalLMBackend(short_spec, CHOICES, PROFILES)
+    assert len(full) > 10
+    assert short.prompt_ids(ROWS[1]) == full[-10:]
+
+
+def test_collate_masks_prompt_and_padding_in_the_labels(backend):
+    batch = backend.collate(ROWS)
+    width = batch["input_ids"].shape[1]
+    for i, row in enumerate(ROWS):
+        prompt, target = backend.prompt_ids(row), backend.continuation_ids(row.output)
+        length = len(prompt) + len(target)
+        assert batch["input_ids"][i, :length].tolist() == prompt + target
+        assert batch["attention_mask"][i].tolist() == [1] * length + [0] * (width - length)
+        padding = [-100] * (width - length)
+        assert batch["labels"][i].tolist() == [-100] * len(prompt) + target + padding
+
+
+def test_loss_is_the_mean_nll_of_the_target_tokens_only(backend):
+    total, count = 0.0, 0
+    for row in ROWS:
+        target = backend.continuation_ids(row.output)
+        total -= independent_logprob(backend.model, backend.prompt_ids(row), target)
+        count += len(target)
+    loss = backend.loss(backend.model, backend.collate(ROWS))
+    assert loss.item() == pytest.approx(total / count, abs=1e-4)
+    assert loss.requires_grad
+
+
+def test_generate_is_greedy_deterministic_and_independent_of_batching(backend):
+    answers = backend.generate(backend.model, ROWS, max_new_tokens=6)
+    assert len(answers) == len(ROWS) and all(isinstance(a, str) and a for a in answers)
+    assert backend.generate(backend.model, ROWS, max_new_tokens=6) == answers
+    one_by_one = [backend.generate(backend.model, [row], max_new_tokens=6)[0] for row in ROWS]
+    assert one_by_one == answers
+
+
+def test_generate_excludes_the_prompt(backend):
+    answer = backend.generate(backend.model, ROWS[:1], max_new_tokens=1)[0]
+    prompt = backend.prompt_ids(ROWS[0])
+    with torch.no_grad():
+        ids = torch.tensor([prompt], device=backend.device)
+        next_token = backend.model(input_ids=ids).logits[0, -1].argmax().item()
+    assert answer == backend.tokenizer.decode([next_token], skip_special_tokens=True).strip()
+
+
+def test_target_modules_are_the_llama_style_projections(backend):
+    attention = backend.target_modules(["query", "key", "value", "output"])
+    assert attention == ["q_proj", "k_proj", "v_proj", "o_proj"]
+    assert backend.target_modules(["mlp_in", "mlp_out"]) == ["gate_proj", "up_proj", "down_proj"]
+    assert backend.trainable_base_parameters() == []
+
+
+def test_a_row_choice_outside_the_label_set_is_refused(backend):
+    with pytest.raises(PersonalabError, match="sarcastic"):
+        row = Example("ana", "x", "no", "train", choices=("no", "sarcastic"))
+        backend.scores(backend.model, [row])
