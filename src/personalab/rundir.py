@@ -86,7 +86,7 @@ class Run:
     model: Any  # the base model with the personalizer's adapters loaded (PEFT)
 
 
-def train_run(config: RunConfig, out: Path, progress: bool = True, force: bool = False) -> Run:
+def train_run(config: RunConfig, out: Path, progress: bool = True, force: bool = False) -> RoutingTable:
     """Train ``config.strategy`` into a new run directory ``out``."""
     out = Path(out)
     if (out / PERSONALIZER).exists() and not force:
@@ -95,6 +95,9 @@ def train_run(config: RunConfig, out: Path, progress: bool = True, force: bool =
     strategy = get_strategy(config.strategy)
     backend = _backend(config, dataset)
     out.mkdir(parents=True, exist_ok=True)
+    # The personalizer marks a complete run: drop an old one first so that a crash while
+    # retraining cannot leave it pointing at a half-replaced bank.
+    (out / PERSONALIZER).unlink(missing_ok=True)
     atomic_write_text(out / CONFIG, yaml.safe_dump({**config.to_dict(), "versions": versions()}, sort_keys=False))
     context = FitContext(dataset, backend, AdapterBank(out / "bank"), config.settings, out, config.seed, progress)
     started = time.perf_counter()
@@ -102,7 +105,7 @@ def train_run(config: RunConfig, out: Path, progress: bool = True, force: bool =
     context.records["seconds"] = time.perf_counter() - started
     atomic_write_text(out / TRAINING, json.dumps(context.records, indent=2))
     atomic_write_text(out / PERSONALIZER, json.dumps(personalizer.to_json(), indent=2))
-    return open_run(out)
+    return personalizer
 
 
 def open_run(root: Path) -> Run:

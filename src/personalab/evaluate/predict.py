@@ -1,6 +1,7 @@
 """Scoring rows through the routes a personalizer gives them.
 
-Rows are grouped by route so each adapter is activated once. Until the multi-LoRA engine
+Rows are grouped by route so each adapter is activated once, and scored longest first so that
+each batch pads little. Until the multi-LoRA engine
 lands, a route must be a single adapter (PEFT activates one adapter per forward pass).
 """
 
@@ -19,6 +20,7 @@ from personalab.engine.routes import Route
 from personalab.errors import PersonalabError
 from personalab.models.base import Backend
 from personalab.strategies.base import RoutingTable
+from personalab.train.batching import length_sorted_chunks
 
 
 @dataclass
@@ -46,8 +48,8 @@ def predict(
     bar = tqdm(total=len(rows), desc="scoring", unit="row", disable=not progress)
     for route, indices in _group_by_route(routes).items():
         _activate(model, route)
-        for start in range(0, len(indices), chunk):
-            part = indices[start : start + chunk]
+        for positions in length_sorted_chunks([rows[i] for i in indices], chunk):
+            part = [indices[p] for p in positions]
             with torch.inference_mode():
                 scores[part] = backend.scores(model, [rows[i] for i in part]).float().cpu().numpy()
             bar.update(len(part))

@@ -21,6 +21,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from personalab.data.schema import Example
 from personalab.models.base import Backend
+from personalab.train.batching import length_sorted_chunks, shuffled_length_grouped_batches
 from personalab.train.presets import TrainSettings
 
 
@@ -76,12 +77,15 @@ def train_adapter(
         num_training_steps=steps_per_epoch * settings.epochs,
     )
     order = torch.Generator().manual_seed(seed)
-    result = TrainResult(val_loss=[validation_loss(backend, model, val_rows)], train_loss=[], best_epoch=0)
-    best_state = _trainable_state(model)
     bar = tqdm(total=steps_per_epoch * settings.epochs, desc=label, disable=not progress, unit="step")
+    bar.set_postfix_str("validating", refresh=True)
+    result = TrainResult(val_loss=[validation_loss(backend, model, val_rows)], train_loss=[], best_epoch=0)
+    bar.set_postfix_str(f"val={result.val_loss[0]:.4f}", refresh=False)
+    best_state = _trainable_state(model)
     for epoch in range(1, settings.epochs + 1):
         epoch_loss = _train_epoch(backend, model, train_rows, settings, optimizer, scheduler, order, bar)
         result.train_loss.append(epoch_loss)
+        bar.set_postfix_str("validating", refresh=True)
         result.val_loss.append(validation_loss(backend, model, val_rows))
         result.steps += steps_per_epoch
         bar.set_postfix(epoch=epoch, train=f"{epoch_loss:.4f}", val=f"{result.val_loss[-1]:.4f}")
@@ -97,10 +101,9 @@ def train_adapter(
 
 def _train_epoch(backend, model, rows, settings, optimizer, scheduler, order, bar) -> float:
     model.train()
-    permutation = torch.randperm(len(rows), generator=order).tolist()
     total, count = 0.0, 0
-    for start in range(0, len(rows), settings.batch_size):
-        batch_rows = [rows[i] for i in permutation[start : start + settings.batch_size]]
+    for indices in shuffled_length_grouped_batches(rows, settings.batch_size, order):
+        batch_rows = [rows[i] for i in indices]
         loss = backend.loss(model, backend.collate(batch_rows))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -120,8 +123,8 @@ def validation_loss(backend: Backend, model: torch.nn.Module, rows: Sequence[Exa
         return float("nan")
     model.eval()
     total = 0.0
-    for start in range(0, len(rows), batch_size):
-        batch_rows = rows[start : start + batch_size]
+    for indices in length_sorted_chunks(rows, batch_size):
+        batch_rows = [rows[i] for i in indices]
         total += backend.loss(model, backend.collate(batch_rows)).item() * len(batch_rows)
     return total / len(rows)
 
