@@ -3,7 +3,7 @@ opening it again for evaluation.
 
     RUN_DIR/config.yaml            the resolved config (every setting, library versions)
     RUN_DIR/bank/                  the adapter bank (PEFT adapter folders + manifest.json)
-    RUN_DIR/base_head.safetensors  a classifier head trained with the first adapter
+    RUN_DIR/classifier_head.safetensors  a classifier's head, trained with the first adapter
     RUN_DIR/training.json          learning curves and what the strategy recorded
     RUN_DIR/personalizer.json      how personas are routed; written last: the run is complete
     RUN_DIR/eval/<split>/          predictions.jsonl and metrics.json
@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -98,8 +99,12 @@ def train_run(config: RunConfig, out: Path, progress: bool = True, force: bool =
     # The personalizer marks a complete run: drop an old one first so that a crash while
     # retraining cannot leave it pointing at a half-replaced bank.
     (out / PERSONALIZER).unlink(missing_ok=True)
+    shutil.rmtree(out / "bank", ignore_errors=True)  # --force: a new run, not a mix with the old
     atomic_write_text(out / CONFIG, yaml.safe_dump({**config.to_dict(), "versions": versions()}, sort_keys=False))
-    context = FitContext(dataset, backend, AdapterBank(out / "bank"), config.settings, out, config.seed, progress)
+    context = FitContext(
+        dataset, backend, AdapterBank(out / "bank"), config.settings, out, config.seed, progress,
+        config_hash=config.config_hash(),
+    )
     started = time.perf_counter()
     personalizer = strategy.fit(context)
     context.records["seconds"] = time.perf_counter() - started

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from personalab.bank import peft_adapter_name
 from personalab.data.schema import Example
 from personalab.engine.routes import Route
 from personalab.errors import PersonalabError
@@ -68,4 +69,5 @@ def _activate(model: Any, route: Route) -> None:
     adapter = route.single_adapter
     if adapter is None:
         raise PersonalabError(f"route {route} mixes adapters; that needs the multi-LoRA engine")
-    model.set_adapter(adapter)
+    # The bank loads adapters under safe PEFT names, not under their bank names.
+    model.set_adapter(peft_adapter_name(adapter))

@@ -64,13 +64,34 @@ class Backend(Protocol):
         """Names (relative to ``self.model``) of base parameters trained with the first
         adapter, e.g. a classifier's new head; empty for a causal LM."""
 
-    def collate(self, rows: Sequence[Example]) -> dict[str, torch.Tensor]:
-        """CPU tensors for a training batch, targets (``labels``) included."""
+    def collate(
+        self, rows: Sequence[Example], route_ids: Sequence[int] | torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """CPU tensors for a training batch, targets (``labels``) included; with
+        ``route_ids`` (one per row, indices into a multi-LoRA engine's route table) also a
+        ``route_ids`` long tensor."""
 
     def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Mean training loss of ``model`` on a collated batch (moved to the model's device)."""
+        """Mean training loss of ``model`` on a collated batch (moved to the model's device);
+        a batch's ``route_ids`` are passed on to the model as ``route_ids=`` (kept on the CPU,
+        where the engine reads them)."""
 
-    def scores(self, model: torch.nn.Module, rows: Sequence[Example]) -> torch.Tensor:
+    def scores(
+        self,
+        model: torch.nn.Module,
+        rows: Sequence[Example],
+        route_ids: Sequence[int] | torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Log-scores ``[len(rows), len(choices)]`` on CPU; higher is better; -inf where a
         row's own ``choices`` exclude the choice. Runs in eval mode without autograd and
-        restores the model's previous train/eval mode."""
+        restores the model's previous train/eval mode. With ``route_ids`` (one per row) every
+        forward pass gets ``route_ids=`` for the sequences it scores, so one call can score
+        each row with its own route (and a row repeated under several routes)."""
+
+
+def route_id_tensor(route_ids: Sequence[int] | torch.Tensor, n_rows: int) -> torch.Tensor:
+    """``route_ids`` as a 1-d CPU long tensor with one entry per row."""
+    ids = torch.as_tensor(route_ids, dtype=torch.long).reshape(-1).cpu()
+    if ids.numel() != n_rows:
+        raise ValueError(f"got {ids.numel()} route ids for {n_rows} rows")
+    return ids

@@ -21,7 +21,7 @@ import transformers
 from jinja2.exceptions import TemplateError
 
 from personalab.data.schema import Example
-from personalab.models.base import ModelSpec
+from personalab.models.base import ModelSpec, route_id_tensor
 from personalab.models.loading import ResolvedModel, load_pretrained, load_tokenizer, resolve_model
 from personalab.models.rows import allowed_choices, chunks, eval_mode, model_device, profile_of
 from personalab.models.targets import target_modules_for
@@ -105,8 +105,11 @@ class CausalLMBackend:
 
     # --- training -----------------------------------------------------------------------
 
-    def collate(self, rows: Sequence[Example]) -> dict[str, torch.Tensor]:
-        """Prompt + target per row, right-padded; ``labels`` are -100 on prompt and padding."""
+    def collate(
+        self, rows: Sequence[Example], route_ids: Sequence[int] | torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Prompt + target per row, right-padded; ``labels`` are -100 on prompt and padding;
+        ``route_ids`` (one per row) are kept as a long tensor for a multi-LoRA engine."""
         prompts = [self.prompt_ids(row) for row in rows]
         targets = [self.continuation_ids(row.output) for row in rows]
         input_ids, attention_mask = pad_sequences(
@@ -114,7 +117,10 @@ class CausalLMBackend:
         )
         labels = [[IGNORE_INDEX] * len(p) + t for p, t in zip(prompts, targets)]
         labels_tensor, _ = pad_sequences(labels, IGNORE_INDEX, "right")
-        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels_tensor}
+        batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels_tensor}
+        if route_ids is not None:
+            batch["route_ids"] = route_id_tensor(route_ids, len(rows))
+        return batch
 
     def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Mean next-token NLL over all target tokens of the batch."""
@@ -122,6 +128,7 @@ class CausalLMBackend:
         logits = model(
             input_ids=batch["input_ids"].to(device),
             attention_mask=batch["attention_mask"].to(device),
+            **_route_kwargs(batch.get("route_ids")),
         ).logits
         predicted = logits[:, :-1].float()  # position t predicts token t + 1
         targets = batch["labels"][:, 1:].to(device)
@@ -133,9 +140,16 @@ class CausalLMBackend:
 
     # --- scoring and generation ---------------------------------------------------------
 
-    def scores(self, model: torch.nn.Module, rows: Sequence[Example]) -> torch.Tensor:
+    def scores(
+        self,
+        model: torch.nn.Module,
+        rows: Sequence[Example],
+        route_ids: Sequence[int] | torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """``[len(rows), len(choices)]``; -inf where a row does not allow the choice. Every
-        (row, allowed choice) pair is one sequence; ``batch_size`` sequences per forward."""
+        (row, allowed choice) pair is one sequence; ``batch_size`` sequences per forward.
+        With ``route_ids`` (one per row) each sequence is routed by its row's id."""
+        ids = None if route_ids is None else route_id_tensor(route_ids, len(rows))
         scores = torch.full((len(rows), len(self.choices)), float("-inf"))
         prompts = [self.prompt_ids(row) for row in rows]
         pairs = [
@@ -147,8 +161,9 @@ class CausalLMBackend:
             for batch in chunks(pairs, self.batch_size):
                 continuations = [self._continuations[self.choices[k]] for _, k in batch]
                 batch_prompts = [prompts[i] for i, _ in batch]
+                batch_ids = None if ids is None else ids[[i for i, _ in batch]]
                 sums = continuation_logprobs(
-                    model, batch_prompts, continuations, self.tokenizer.pad_token_id
+                    model, batch_prompts, continuations, self.tokenizer.pad_token_id, batch_ids
                 )
                 scores[[i for i, _ in batch], [k for _, k in batch]] = sums.cpu()
         return scores
@@ -184,14 +199,20 @@ def continuation_logprobs(
     prompts: Sequence[list[int]],
     continuations: Sequence[list[int]],
     pad_token_id: int,
+    route_ids: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``[len(prompts)]`` sums of log p(continuation tokens | prompt), one forward pass over
-    the right-padded ``prompt + continuation`` sequences."""
+    the right-padded ``prompt + continuation`` sequences (routed by ``route_ids``, one per
+    sequence, when given)."""
     device = model_device(model)
     input_ids, attention_mask = pad_sequences(
         [p + c for p, c in zip(prompts, continuations)], pad_token_id, "right"
     )
-    logits = model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device)).logits
+    logits = model(
+        input_ids=input_ids.to(device),
+        attention_mask=attention_mask.to(device),
+        **_route_kwargs(route_ids),
+    ).logits
     longest = max(len(c) for c in continuations)
     offsets = torch.arange(longest)
     lengths = torch.tensor([len(c) for c in continuations])
@@ -206,6 +227,11 @@ def continuation_logprobs(
     logprobs = F.log_softmax(picked.float(), dim=-1)
     token_logprobs = logprobs.gather(-1, targets[:, :longest, None].to(device)).squeeze(-1)
     return token_logprobs.masked_fill(~valid.to(device), 0.0).sum(dim=-1)
+
+
+def _route_kwargs(route_ids: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    # Only a multi-LoRA engine takes ``route_ids``: a plain or PEFT model gets no such keyword.
+    return {} if route_ids is None else {"route_ids": route_ids}
 
 
 def pad_sequences(

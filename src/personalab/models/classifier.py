@@ -21,11 +21,10 @@ from safetensors.torch import load_file, save_file
 
 from personalab.data.schema import Example
 from personalab.errors import PersonalabError
-from personalab.models.base import ModelSpec
+from personalab.models.base import ModelSpec, route_id_tensor
 from personalab.models.loading import ResolvedModel, load_pretrained, load_tokenizer, resolve_model
 from personalab.models.rows import (
     allowed_choice_mask,
-    chunks,
     eval_mode,
     label_index,
     model_device,
@@ -87,24 +86,39 @@ class ClassifierBackend:
         padded = self.tokenizer.pad(features, return_tensors="pt")
         return {k: v for k, v in padded.items() if k in self.tokenizer.model_input_names}
 
-    def collate(self, rows: Sequence[Example]) -> dict[str, torch.Tensor]:
+    def collate(
+        self, rows: Sequence[Example], route_ids: Sequence[int] | torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         batch = self.encode(rows)
         batch["labels"] = torch.tensor([label_index(row, self.choices) for row in rows])
+        if route_ids is not None:
+            batch["route_ids"] = route_id_tensor(route_ids, len(rows))
         return batch
 
     def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         logits = self._logits(model, batch)
         return F.cross_entropy(logits.float(), batch["labels"].to(logits.device))
 
-    def scores(self, model: torch.nn.Module, rows: Sequence[Example]) -> torch.Tensor:
+    def scores(
+        self,
+        model: torch.nn.Module,
+        rows: Sequence[Example],
+        route_ids: Sequence[int] | torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """``[len(rows), len(choices)]`` log-probabilities; a choice a row does not allow is
-        -inf and the row's allowed choices share all the probability."""
+        -inf and the row's allowed choices share all the probability. ``route_ids``: one
+        per row, passed on to the model (a multi-LoRA engine)."""
         if not rows:
             return torch.empty(0, len(self.choices))
+        ids = None if route_ids is None else route_id_tensor(route_ids, len(rows))
         parts = []
         with eval_mode(model):
-            for batch_rows in chunks(rows, self.batch_size):
-                logits = self._logits(model, self.encode(batch_rows)).float().cpu()
+            for start in range(0, len(rows), self.batch_size):
+                batch_rows = rows[start : start + self.batch_size]
+                batch = self.encode(batch_rows)
+                if ids is not None:
+                    batch["route_ids"] = ids[start : start + self.batch_size]
+                logits = self._logits(model, batch).float().cpu()
                 allowed = allowed_choice_mask(batch_rows, self.choices)
                 parts.append(F.log_softmax(logits.masked_fill(~allowed, float("-inf")), dim=-1))
         return torch.cat(parts)
@@ -112,6 +126,8 @@ class ClassifierBackend:
     def _logits(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         device = model_device(model)
         inputs = {k: batch[k].to(device) for k in self.tokenizer.model_input_names if k in batch}
+        if "route_ids" in batch:  # stays on the CPU: the engine reads it on the host
+            inputs["route_ids"] = batch["route_ids"]
         return model(**inputs).logits
 
     def _encode_into(self, features: list[dict], indices: list[int], *texts: list[str]) -> None:

@@ -28,6 +28,7 @@ class FitContext:
     run_dir: Path
     seed: int = 0
     progress: bool = True
+    config_hash: str = ""  # of the run config, recorded with every adapter trained
     records: dict[str, Any] = field(default_factory=dict)  # what the strategy wants reported
 
 

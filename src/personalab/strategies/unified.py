@@ -41,6 +41,7 @@ class Unified:
             adapter_name=ADAPTER,
             data={"rows": len(dataset.split("train")), "personas": len(dataset.personas)},
             scores={"val_loss": result.best_val_loss},
+            config_hash=context.config_hash,
         )
         context.records["training"] = {ADAPTER: result.to_dict()}
         return RoutingTable(default=Route.single(ADAPTER))

@@ -1,0 +1,313 @@
+"""``AdapterBank``: named LoRA adapters for one base model, on disk, with their manifest.
+
+    <root>/manifest.json                   what is in the bank (the only thing readers trust)
+    <root>/unified/                        one plain PEFT folder per adapter:
+    <root>/persona/<slug>-<digest>/          adapter_config.json + adapter_model.safetensors
+    <root>/.staging/  <root>/.lock         work in progress of writers, never read
+
+An adapter is in the bank when its manifest entry exists and its folder is complete. Writers
+build a folder under ``.staging`` and check it; then, under a lock, rename it into place and
+rewrite the manifest (each step atomic), so that a save killed while writing leaves the previous
+version, and a reader never sees a partial folder. A failed manifest write puts the previous
+folder back. The entry records the files' sha256, so that a folder
+that changed behind the manifest's back is refused before it is loaded or exported.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from personalab.bank.atomic import locked, staging_folder, swap_back, swap_in
+from personalab.bank.base import (
+    adapter_tensor_shapes,
+    base_conflict,
+    describe_base,
+    describe_model,
+    label,
+    shape_misfits,
+)
+from personalab.bank.folders import WEIGHTS_FILE, copy_adapter_files, file_digests, is_complete, read_adapter_folder
+from personalab.bank.names import adapter_directory, peft_adapter_name, split_name
+from personalab.data.io import atomic_write_text
+from personalab.errors import PersonalabError
+
+MANIFEST = "manifest.json"
+FORMAT = 1
+STAGING = ".staging"
+LOCK = ".lock"
+LORA_FIELDS = ("r", "lora_alpha", "lora_dropout", "target_modules", "bias", "use_rslora",
+               "rank_pattern", "alpha_pattern", "fan_in_fan_out", "layers_to_transform")
+ENTRY_FIELDS = ("directory", "peft_name", "base_model", "lora", "created", "files", "source",
+                "data", "scores", "config_hash")
+
+
+class AdapterBank:
+    """The bank at ``root`` (created on the first write)."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    # ----- reading ---------------------------------------------------------------------------
+
+    def manifest(self) -> dict[str, dict[str, Any]]:
+        """``{name: entry}`` of the adapters in the bank (entries whose folder is complete)."""
+        adapters = self._read()["adapters"]
+        return {name: entry for name, entry in adapters.items() if is_complete(self.root / entry["directory"])}
+
+    def names(self) -> list[str]:
+        return sorted(self.manifest())
+
+    def entry(self, name: str) -> dict[str, Any]:
+        """The manifest entry of adapter ``name``: base model, LoRA settings, data, scores, ..."""
+        self.path(name)
+        return self._read()["adapters"][name]
+
+    def base_model(self) -> dict[str, Any] | None:
+        """The base model every adapter of the bank belongs to (None while the bank is empty)."""
+        return self._read()["base_model"]
+
+    def path(self, name: str) -> Path:
+        """The folder of adapter ``name``; a ``PersonalabError`` when it is not in the bank."""
+        document = self._read()
+        entry = document["adapters"].get(name)
+        if entry is None:
+            raise PersonalabError(self._not_found(name, document))
+        folder = self.root / entry["directory"]
+        if not folder.is_dir():
+            raise PersonalabError(f"adapter {name!r} is in the manifest but its folder {folder} is missing; save it again")
+        if not is_complete(folder):
+            read_adapter_folder(folder)  # raises with the precise reason (e.g. pickled weights)
+            raise PersonalabError(f"the folder of adapter {name!r} at {folder} is incomplete; save it again")
+        return folder
+
+    def _verified(self, name: str) -> tuple[Path, dict[str, Any]]:
+        """The folder and entry of ``name``, refusing a folder whose files differ from those
+        recorded (edited by hand, or a replacement interrupted between its renames)."""
+        folder = self.path(name)
+        entry = self._read()["adapters"][name]
+        if entry.get("files") and file_digests(folder) != entry["files"]:
+            raise PersonalabError(
+                f"the files of adapter {name!r} at {folder} are not the ones the manifest recorded "
+                "(changed by hand, or an interrupted save); save or import it again"
+            )
+        return folder, entry
+
+    def _not_found(self, name: str, document: dict[str, Any]) -> str:
+        known = sorted(document["adapters"])
+        close = difflib.get_close_matches(name, known, n=3)
+        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+        shown = ", ".join(map(repr, known[:10])) + (f", ... ({len(known)} in all)" if len(known) > 10 else "")
+        return f"adapter {name!r} is not in the bank at {self.root} (it has: {shown or 'none'}){hint}"
+
+    def _read(self) -> dict[str, Any]:
+        path = self.root / MANIFEST
+        if not path.exists():
+            return {"format": FORMAT, "base_model": None, "adapters": {}}
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise PersonalabError(f"the bank manifest {path} is damaged ({error}); it was not written by personalab") from None
+        document.setdefault("base_model", None)
+        for name, entry in document.setdefault("adapters", {}).items():
+            # Banks written before the manifest had a format kept the folder under "path".
+            entry.setdefault("directory", entry.get("path") or adapter_directory(name))
+        return document
+
+    # ----- writing ---------------------------------------------------------------------------
+
+    def save(
+        self,
+        name: str,
+        model: Any,
+        adapter_name: str = "default",
+        *,
+        data: Any = None,
+        scores: Any = None,
+        config_hash: str | None = None,
+        base_revision: str | None = None,
+        **extra: Any,
+    ) -> Path:
+        """Save adapter ``adapter_name`` of PEFT model ``model`` as bank adapter ``name``
+        (replacing an older one), with what trained it (``data``), its validation ``scores``
+        and the run's ``config_hash``; ``extra`` keys are recorded as given. Returns its folder."""
+        adapter_directory(name)  # an invalid name fails before any work
+        base = _base_of_peft_model(model, adapter_name, base_revision)
+        with staging_folder(self.root / STAGING) as staging:
+            saved = _save_with_peft(model, adapter_name, staging / "peft")
+            copy_adapter_files(saved, staging / "adapter", move=True)
+            fields = _fields(source="trained", data=data, scores=scores, config_hash=config_hash, extra=extra)
+            return self._commit(name, staging, base, fields)
+
+    def import_adapter(
+        self,
+        name: str,
+        peft_dir: str | os.PathLike,
+        *,
+        data: Any = None,
+        scores: Any = None,
+        config_hash: str | None = None,
+        **extra: Any,
+    ) -> Path:
+        """Copy the PEFT LoRA adapter folder ``peft_dir`` into the bank as ``name``, after
+        checking it is plain LoRA in safetensors for the bank's base model. Returns its folder."""
+        adapter_directory(name)
+        source = Path(peft_dir)
+        config, _ = read_adapter_folder(source)  # refuse before copying anything
+        base = describe_base(config.get("base_model_name_or_path"), config.get("revision"))
+        with staging_folder(self.root / STAGING) as staging:
+            copy_adapter_files(source, staging / "adapter")
+            fields = _fields(source=f"imported from {source.resolve()}", data=data, scores=scores,
+                             config_hash=config_hash, extra=extra)
+            return self._commit(name, staging, base, fields)
+
+    def _commit(self, name: str, staging: Path, base: dict[str, Any], fields: dict[str, Any]) -> Path:
+        """Check the staged folder ``staging/adapter``, move it into place and record it."""
+        staged = staging / "adapter"
+        config, tensor_shapes = read_adapter_folder(staged)  # what we keep is what we check
+        entry = {
+            "directory": adapter_directory(name),
+            "peft_name": peft_adapter_name(name),
+            "base_model": {key: value for key, value in base.items() if key != "module_shapes"},
+            "lora": {key: config[key] for key in LORA_FIELDS if key in config},
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "files": file_digests(staged),
+            **fields,
+        }
+        with locked(self.root / LOCK):
+            document = self._read()
+            self._check_can_hold(document, name, entry, base, adapter_tensor_shapes(tensor_shapes))
+            target = self.root / entry["directory"]
+            previous = swap_in(staged, target, staging / "previous")
+            try:
+                document["adapters"][name] = entry
+                document["base_model"] = _merged_base(document["base_model"], base)
+                self._write(document)
+            except BaseException:
+                swap_back(target, previous, staging / "failed", self.root)
+                raise
+        return target  # the previous version, now under staging/, goes with it
+
+    def _check_can_hold(self, document: dict[str, Any], name: str, entry: dict[str, Any],
+                        base: dict[str, Any], adapter_shapes: dict[str, dict[str, list[int]]]) -> None:
+        """Refuse an adapter the bank cannot hold beside the others: see the messages."""
+        kind, key = split_name(name)
+        others = {other: e for other, e in document["adapters"].items() if other != name}
+        # "unified" lives in <root>/unified/, "unified/x" would live inside it: replacing one
+        # would carry the other away, so a kind is used either with keys or without.
+        if any(other == kind if key else other.startswith(kind + "/") for other in others):
+            raise ValueError(f"bank adapter {name!r}: the kind {kind!r} is already used {'without' if key else 'with'} a key")
+        if any(e["directory"] == entry["directory"] for e in others.values()):
+            raise PersonalabError(f"adapter {name!r} would share its folder {entry['directory']} with another adapter (a hash collision); rename it")
+        bank_base = document["base_model"]
+        if bank_base is None:
+            return
+        reason = base_conflict(bank_base, base)
+        misfits = shape_misfits(adapter_shapes, bank_base["module_shapes"]) if bank_base.get("module_shapes") else []
+        if reason or misfits:
+            raise PersonalabError(
+                f"the bank at {self.root} holds adapters for {label(bank_base)}, but adapter {name!r} is for "
+                f"{label(base)}: {reason or '; '.join(misfits)}. Keep one bank (one run folder) per base model."
+            )
+
+    def _write(self, document: dict[str, Any]) -> None:
+        document["format"] = FORMAT
+        text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False, default=_jsonable)
+        atomic_write_text(self.root / MANIFEST, text + "\n")
+
+    # ----- using adapters --------------------------------------------------------------------
+
+    def load_into(self, base_model: torch.nn.Module, names: Iterable[str]) -> Any:
+        """A PEFT model over ``base_model`` with the named adapters loaded, each under its
+        ``peft_adapter_name(name)``; the first one is active. ``base_model`` may already be a
+        PEFT model: the adapters are added to it. Refuses adapters of another base model."""
+        from peft import PeftModel
+
+        names = list(dict.fromkeys(names))
+        if not names:
+            raise ValueError("load_into needs at least one adapter name")
+        is_peft = isinstance(base_model, PeftModel)
+        target = describe_model(base_model.get_base_model() if is_peft else base_model)
+        model = base_model if is_peft else None
+        # Check every adapter before loading any: PEFT changes base_model in place.
+        folders = [self._checked_against(name, target) for name in names]
+        for name, folder in zip(names, folders):
+            if model is None:
+                model = PeftModel.from_pretrained(base_model, str(folder), adapter_name=peft_adapter_name(name))
+            else:
+                model.load_adapter(str(folder), adapter_name=peft_adapter_name(name))
+        model.set_adapter(peft_adapter_name(names[0]))
+        model.eval()
+        return model
+
+    def _checked_against(self, name: str, target: dict[str, Any]) -> Path:
+        folder, entry = self._verified(name)
+        _, tensor_shapes = read_adapter_folder(folder)
+        reason = base_conflict(entry.get("base_model"), target)
+        misfits = shape_misfits(adapter_tensor_shapes(tensor_shapes), target["module_shapes"])
+        if reason or misfits:
+            raise PersonalabError(
+                f"adapter {name!r} was trained on {label(entry.get('base_model'))} and cannot be loaded into "
+                f"{label(target)}: {reason or '; '.join(misfits)}"
+            )
+        return folder
+
+    def export(self, name: str, out_dir: str | os.PathLike) -> Path:
+        """Write adapter ``name`` as a plain PEFT folder ``out_dir`` (new or empty), loadable
+        with ``PeftModel.from_pretrained(base, out_dir)``. Returns the folder."""
+        folder, _ = self._verified(name)
+        out = Path(out_dir)
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise PersonalabError(f"{out} already exists and is not an empty folder; export into a new folder")
+        with staging_folder(out.parent, prefix=f".{out.name}.") as staging:
+            copy_adapter_files(folder, staging / "adapter")
+            if out.exists():
+                out.rmdir()  # empty; renaming onto a folder is not portable
+            os.replace(staging / "adapter", out)
+        return out
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _base_of_peft_model(model: Any, adapter_name: str, revision: str | None) -> dict[str, Any]:
+    if adapter_name not in getattr(model, "peft_config", {}):
+        raise ValueError(f"the model has no PEFT adapter {adapter_name!r} to save")
+    config = model.peft_config[adapter_name]
+    plain = describe_model(model.get_base_model())
+    base = describe_base(config.base_model_name_or_path or plain["name_or_path"],
+                         revision or getattr(config, "revision", None), plain["model_type"])
+    base["module_shapes"] = plain["module_shapes"]
+    return base
+
+
+def _save_with_peft(model: Any, adapter_name: str, folder: Path) -> Path:
+    model.save_pretrained(str(folder), selected_adapters=[adapter_name], safe_serialization=True)
+    # PEFT writes an adapter not named "default" into a subfolder named after it.
+    return folder if (folder / WEIGHTS_FILE).exists() else folder / adapter_name
+
+
+def _fields(*, extra: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    clashes = sorted(set(extra) & set(ENTRY_FIELDS))
+    if clashes:
+        raise ValueError(f"these manifest fields are set by the bank itself: {', '.join(clashes)}")
+    return {**fields, **extra}
+
+
+def _merged_base(bank_base: dict[str, Any] | None, base: dict[str, Any]) -> dict[str, Any]:
+    """The bank's base, with what it did not know yet (e.g. module shapes) taken from ``base``."""
+    known = {key: value for key, value in (bank_base or {}).items() if value}
+    return {**base, **known}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (set, frozenset, tuple)):
+        return sorted(value) if isinstance(value, (set, frozenset)) else list(value)
+    return str(value)
