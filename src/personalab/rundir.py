@@ -28,6 +28,7 @@ from personalab.bank import AdapterBank
 from personalab.data import load_dataset
 from personalab.data.io import atomic_write_text
 from personalab.data.schema import Dataset
+from personalab.engine import MultiLoraModel
 from personalab.errors import PersonalabError
 from personalab.models import build_backend
 from personalab.models.base import Backend, ModelSpec
@@ -44,6 +45,7 @@ TRAINING = "training.json"
 class RunConfig:
     data: str
     strategy: str = "unified"
+    strategy_options: dict[str, Any] = field(default_factory=dict)
     preset: str = "default"
     seed: int = 0
     model: ModelSpec = field(default_factory=ModelSpec)
@@ -53,6 +55,7 @@ class RunConfig:
         return {
             "data": self.data,
             "strategy": self.strategy,
+            "strategy_options": dict(self.strategy_options),
             "preset": self.preset,
             "seed": self.seed,
             "model": asdict(self.model),
@@ -64,6 +67,7 @@ class RunConfig:
         return cls(
             data=data["data"],
             strategy=data.get("strategy", "unified"),
+            strategy_options=dict(data.get("strategy_options") or {}),
             preset=data.get("preset", "default"),
             seed=int(data.get("seed", 0)),
             model=ModelSpec(**data.get("model", {})),
@@ -84,7 +88,7 @@ class Run:
     dataset: Dataset
     backend: Backend
     personalizer: RoutingTable
-    model: Any  # the base model with the personalizer's adapters loaded (PEFT)
+    model: MultiLoraModel  # the base model with the personalizer's adapters, routable per row
 
 
 def train_run(config: RunConfig, out: Path, progress: bool = True, force: bool = False) -> RoutingTable:
@@ -93,7 +97,7 @@ def train_run(config: RunConfig, out: Path, progress: bool = True, force: bool =
     if (out / PERSONALIZER).exists() and not force:
         raise PersonalabError(f"{out} already holds a trained run; pass --force to overwrite it, or choose another --out")
     dataset = load_dataset(config.data)
-    strategy = get_strategy(config.strategy)
+    strategy = get_strategy(config.strategy, **config.strategy_options)
     backend = _backend(config, dataset)
     out.mkdir(parents=True, exist_ok=True)
     # The personalizer marks a complete run: drop an old one first so that a crash while
@@ -122,7 +126,7 @@ def open_run(root: Path) -> Run:
     personalizer = RoutingTable.from_json(json.loads((root / PERSONALIZER).read_text(encoding="utf-8")))
     backend = _backend(config, dataset)
     load_head(backend, root)
-    model = AdapterBank(root / "bank").load_into(backend.model, personalizer.adapters())
+    model = AdapterBank(root / "bank").load_engine(backend.model, personalizer.adapters())
     return Run(root, config, dataset, backend, personalizer, model)
 
 

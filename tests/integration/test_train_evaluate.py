@@ -15,7 +15,11 @@ from personalab.data import load_dataset, write_dataset
 from personalab.data.synth import SynthConfig, synthesize
 from personalab.models.base import ModelSpec
 from personalab.rundir import RunConfig, _backend, open_run
-from personalab.strategies import FitContext, get_strategy
+from personalab.engine import Route
+from personalab.evaluate.predict import predict
+from personalab.strategies import FitContext, RoutingTable, get_strategy
+from personalab.train.adapters import add_lora, save_head
+from personalab.train.loop import train_adapter
 from personalab.train.presets import resolve_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,13 +57,27 @@ def test_training_reduces_validation_loss(synth_dir, tmp_path, model):
 
 @pytest.mark.parametrize("model", ["tiny-classifier", "tiny-causal-lm"])
 def test_reloaded_run_gives_identical_scores(synth_dir, tmp_path, model):
-    config = RunConfig(data=str(synth_dir), model=ModelSpec(name=model), settings=resolve_settings(epochs=1, lr=2e-3))
-    dataset, backend, _ = _fit(config, tmp_path)
+    """What ``unified`` trains in memory (PEFT) scores exactly as the saved run reopened
+    (a fresh base, the saved head, the saved adapter in the multi-LoRA engine)."""
+    config = RunConfig(data=str(synth_dir), model=ModelSpec(name=model),
+                       settings=resolve_settings(epochs=2, lr=1e-2, patience=2))
+    dataset = load_dataset(config.data)
+    backend = _backend(config, dataset)
     rows = dataset.split("test")
-    trained = backend.scores(backend.model, rows)
-    run = open_run(tmp_path)  # a fresh base, the saved head and the saved adapter
-    reloaded = run.backend.scores(run.model, rows)
-    assert torch.equal(trained, reloaded)
+    untrained = backend.scores(backend.model, rows)
+    peft_model = add_lora(backend, config.settings, adapter_name="unified", train_head=True)
+    train_adapter(backend, peft_model, dataset.split("train"), dataset.split("val"), config.settings,
+                  head_parameters=backend.trainable_base_parameters(), progress=False)
+    trained = backend.scores(peft_model, rows)
+    assert not torch.equal(trained, untrained)
+    AdapterBank(tmp_path / "bank").save("unified", peft_model, adapter_name="unified")
+    save_head(backend, peft_model, tmp_path)
+    (tmp_path / "personalizer.json").write_text(json.dumps(RoutingTable(Route.single("unified")).to_json()))
+    (tmp_path / "config.yaml").write_text(json.dumps(config.to_dict()))  # JSON is valid YAML
+
+    run = open_run(tmp_path)
+    reloaded = predict(run.backend, run.model, run.personalizer, rows, progress=False).scores
+    torch.testing.assert_close(torch.from_numpy(reloaded).float(), trained, rtol=1.3e-6, atol=1e-5)
 
 
 def test_cli_train_then_evaluate_writes_predictions_and_metrics(synth_dir, tmp_path, capsys):

@@ -18,7 +18,8 @@ from __future__ import annotations
 import difflib
 import json
 import os
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from personalab.bank.base import (
 from personalab.bank.folders import WEIGHTS_FILE, copy_adapter_files, file_digests, is_complete, read_adapter_folder
 from personalab.bank.names import adapter_directory, peft_adapter_name, split_name
 from personalab.data.io import atomic_write_text
+from personalab.engine import MultiLoraModel, read_peft_adapter, write_peft_adapter
 from personalab.errors import PersonalabError
 
 MANIFEST = "manifest.json"
@@ -246,6 +248,27 @@ class AdapterBank:
         model.set_adapter(peft_adapter_name(names[0]))
         model.eval()
         return model
+
+    def load_engine(
+        self, base_model: torch.nn.Module, names: Iterable[str], extra_targets: Sequence[str] = ()
+    ) -> MultiLoraModel:
+        """A multi-LoRA engine over ``base_model`` (wrapped in place) holding the named
+        adapters, frozen, under their bank names; ``extra_targets`` are further modules to
+        wrap for adapters that will be trained into it. Refuses adapters of another base."""
+        names = list(dict.fromkeys(names))
+        target = describe_model(base_model)
+        weights = {name: read_peft_adapter(self._checked_against(name, target)) for name in names}
+        modules = sorted({path for adapter in weights.values() for path in adapter} | set(extra_targets))
+        engine = MultiLoraModel(base_model, modules)
+        for name, adapter in weights.items():
+            engine.add_adapter(name, adapter)
+        return engine
+
+    def save_weights(self, name: str, weights: Any, base_model_name_or_path: str, **meta: Any) -> Path:
+        """Save engine weights (``{module_path: LoraWeights}``) as bank adapter ``name``."""
+        with tempfile.TemporaryDirectory(dir=self.root.parent if self.root.parent.exists() else None) as tmp:
+            folder = write_peft_adapter(Path(tmp) / "adapter", weights, base_model_name_or_path)
+            return self.import_adapter(name, folder, **meta)
 
     def _checked_against(self, name: str, target: dict[str, Any]) -> Path:
         folder, entry = self._verified(name)

@@ -13,6 +13,8 @@ from personalab.errors import PersonalabError
 EPILOG = """\
 examples:
   personalab train --data data/synth --strategy unified --out runs/unified
+  personalab train --data data/synth --strategy per_persona --out runs/personas
+  personalab train --data data/synth --strategy per_persona --on-top-of unified --out runs/stacked
   personalab train --data data/popquorn --out runs/pq --preset constrained --epochs 5
   personalab train --data data/x --out runs/qwen --model /models/Qwen2.5-0.5B-Instruct
   personalab train --config my_run.yaml --out runs/mine     # flags override the file
@@ -33,6 +35,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--data", help="dataset folder (personas.jsonl, examples.jsonl, dataset.yaml)")
     parser.add_argument("--out", required=True, type=Path, help="run directory to create")
     parser.add_argument("--strategy", help="strategy name (default: unified)")
+    parser.add_argument("--on-top-of", metavar="ADAPTER", help="per_persona: train each persona adapter with this one (unified) active and frozen beneath")
     parser.add_argument("--config", type=Path, help="YAML run config (keys: data, strategy, preset, seed, model, settings)")
     add_model_arguments(parser)
     settings = parser.add_argument_group("training settings (override the preset)")
@@ -91,7 +94,11 @@ def config_from_args(args: argparse.Namespace) -> "RunConfig":
     except TypeError as error:
         raise PersonalabError(f"bad model settings in {args.config}: {error}") from None
     strategy = args.strategy or file.get("strategy", "unified")
-    return RunConfig(data=str(Path(data).resolve()), strategy=strategy, preset=preset, seed=seed, model=spec, settings=settings)
+    options = dict(file.get("strategy_options") or {})
+    if args.on_top_of:
+        options["on_top_of"] = args.on_top_of
+    return RunConfig(data=str(Path(data).resolve()), strategy=strategy, strategy_options=options, preset=preset,
+                     seed=seed, model=spec, settings=settings)
 
 
 def _model_flags(args: argparse.Namespace) -> dict[str, Any]:
@@ -114,7 +121,7 @@ def _read_config(path: Path) -> dict[str, Any]:
         raise PersonalabError(f"{path}: invalid YAML: {error}") from None
     if not isinstance(data, dict):
         raise PersonalabError(f"{path}: a run config must be a mapping of keys to values")
-    unknown = sorted(set(data) - {"data", "strategy", "preset", "seed", "model", "settings"})
+    unknown = sorted(set(data) - {"data", "strategy", "strategy_options", "preset", "seed", "model", "settings"})
     if unknown:
         raise PersonalabError(f"{path}: unknown key(s) {unknown}")
     return data

@@ -1,8 +1,43 @@
 """The multi-LoRA engine: routes over an adapter bank, applied per row.
 
 Depends on torch and safetensors only; it knows nothing of datasets, strategies or plans.
+
+* ``routes``: ``Route``, a sparse weighted mixture of adapter names;
+* ``weights``: ``LoraWeights``, one adapter at one module (``A``, ``B``, scale);
+* ``peft_io``: PEFT adapter folders <-> ``{module_path: LoraWeights}``;
+* ``rows``: ``RowRoutes``, one batch's routes resolved to adapter indices and weights;
+* ``layers``: ``MultiLoraLinear``, a linear layer applying each row's own mixture;
+* ``model``: ``MultiLoraModel``, a base model with those layers and a route table;
+* ``ensemble``: ``mix_scores``, output-space mixtures of several routes' scores.
 """
 
+from personalab.engine.ensemble import mix_scores
+from personalab.engine.layers import MultiLoraLinear
+from personalab.engine.model import MultiLoraModel, route_table, wrap_linears
+from personalab.engine.peft_io import (
+    AdapterFormatError,
+    adapter_config,
+    read_adapter_config,
+    read_peft_adapter,
+    write_peft_adapter,
+)
 from personalab.engine.routes import Route
+from personalab.engine.rows import RowRoutes, row_routes
+from personalab.engine.weights import LoraWeights
 
-__all__ = ["Route"]
+__all__ = [
+    "AdapterFormatError",
+    "LoraWeights",
+    "MultiLoraLinear",
+    "MultiLoraModel",
+    "Route",
+    "RowRoutes",
+    "adapter_config",
+    "mix_scores",
+    "read_adapter_config",
+    "read_peft_adapter",
+    "route_table",
+    "row_routes",
+    "wrap_linears",
+    "write_peft_adapter",
+]

@@ -76,6 +76,14 @@ class Backend(Protocol):
         a batch's ``route_ids`` are passed on to the model as ``route_ids=`` (kept on the CPU,
         where the engine reads them)."""
 
+    def loss_terms(
+        self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per row of the batch: (summed loss, number of predictions it sums over).
+
+        ``loss`` is ``sums.sum() / counts.sum()``; fleet training uses the terms to give each
+        adapter the mean over its own rows, exactly as if it were trained alone."""
+
     def scores(
         self,
         model: torch.nn.Module,

@@ -124,6 +124,11 @@ class CausalLMBackend:
 
     def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Mean next-token NLL over all target tokens of the batch."""
+        sums, counts = self.loss_terms(model, batch)
+        return sums.sum() / counts.sum()
+
+    def loss_terms(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per row: the summed NLL of its target tokens, and how many target tokens it has."""
         device = model_device(model)
         logits = model(
             input_ids=batch["input_ids"].to(device),
@@ -132,11 +137,10 @@ class CausalLMBackend:
         ).logits
         predicted = logits[:, :-1].float()  # position t predicts token t + 1
         targets = batch["labels"][:, 1:].to(device)
-        return F.cross_entropy(
-            predicted.reshape(-1, predicted.shape[-1]),
-            targets.reshape(-1),
-            ignore_index=IGNORE_INDEX,
+        token_nll = F.cross_entropy(
+            predicted.transpose(1, 2), targets, ignore_index=IGNORE_INDEX, reduction="none"
         )
+        return token_nll.sum(dim=1), (targets != IGNORE_INDEX).sum(dim=1).float()
 
     # --- scoring and generation ---------------------------------------------------------
 

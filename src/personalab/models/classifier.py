@@ -96,8 +96,14 @@ class ClassifierBackend:
         return batch
 
     def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        sums, counts = self.loss_terms(model, batch)
+        return sums.sum() / counts.sum()
+
+    def loss_terms(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per row: the cross-entropy, and a count of 1 (one prediction per row)."""
         logits = self._logits(model, batch)
-        return F.cross_entropy(logits.float(), batch["labels"].to(logits.device))
+        sums = F.cross_entropy(logits.float(), batch["labels"].to(logits.device), reduction="none")
+        return sums, torch.ones_like(sums)
 
     def scores(
         self,

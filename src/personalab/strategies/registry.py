@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import inspect
 
 from personalab.errors import PersonalabError
 from personalab.strategies.base import Strategy
@@ -23,7 +24,13 @@ def get_strategy(name: str, **options) -> Strategy:
         close = difflib.get_close_matches(name, _REGISTRY, n=3)
         hint = f"; did you mean {' or '.join(close)}?" if close else ""
         raise PersonalabError(f"unknown strategy {name!r}{hint} (known: {', '.join(sorted(_REGISTRY))})")
-    return _REGISTRY[name](**options)
+    cls = _REGISTRY[name]
+    accepted = set(inspect.signature(cls).parameters)
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        takes = ", ".join(sorted(accepted)) or "none"
+        raise PersonalabError(f"strategy {name!r} has no option {', '.join(unknown)} (its options: {takes})")
+    return cls(**options)
 
 
 def list_strategies() -> list[tuple[str, str]]:

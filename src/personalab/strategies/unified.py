@@ -44,4 +44,5 @@ class Unified:
             config_hash=context.config_hash,
         )
         context.records["training"] = {ADAPTER: result.to_dict()}
+        model.unload()  # leave the backend's base as it was, plus the trained head
         return RoutingTable(default=Route.single(ADAPTER))
