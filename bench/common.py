@@ -46,7 +46,7 @@ def persona_rows(n_personas: int, n_train: int, n_val: int = 0) -> PersonaRows:
     """``n_personas`` synthetic personas (readable English inputs about eight topics, labels
     like / dislike), each with exactly its first ``n_train`` train and ``n_val`` val rows.
     Deterministic: the synth generator is seeded and the split is a hash of each row."""
-    per_persona = min(288, max(60, 2 * (n_train + n_val)))
+    per_persona = min(288, 3 * (n_train + n_val) + 20)  # the split gives ~60% train, ~20% val
     spec, personas, examples = synthesize(
         SynthConfig(n_personas=n_personas, examples_per_persona=per_persona, seed=SYNTH_SEED)
     )

@@ -9,7 +9,8 @@ so every arm does every epoch). A classifier's new head is seeded and frozen in 
 - A, the loop a user writes with PEFT alone (written out below, no personalab training code):
   ``get_peft_model`` for the first persona, then ``add_adapter`` / ``set_adapter`` for each
   next one, a new AdamW and linear schedule, and a plain loop over the persona's rows shuffled
-  each epoch (batch 16); then its validation loss on its own val rows.
+  each epoch (batch 16); then its validation loss on its own val rows. Rows become tensors and
+  a loss through the backend's ``collate`` / ``loss``, as in B and C, so only the loop differs.
 - B, personalab's fleet training: ``train_fleet`` of all adapters at once on the multi-LoRA
   engine; each persona still gets its own batches of 16, its own AdamW state and schedule,
   and ``--rows-per-step`` (default 64) rows of several personas share one forward pass. Its
@@ -27,7 +28,10 @@ synchronized before each reading. Reported: each arm's seconds, a_over_b = A/B, 
 B/C, b_over_c64, and mean validation losses after the last epoch: A and B as the mean over
 personas of each adapter's loss on its own val rows, C on all val rows (plus B - A with its
 standard error over personas: B should match A within noise). Ratios come from one run; on
-this shared machine compare ratios, not absolute times.
+this shared machine compare ratios, not absolute times, and give ``--threads`` no more than
+the idle cores (an oversubscribed CPU made a 2-thread run 5-20x slower and erratic). The JSON
+also holds each arm's padded input tokens (training and validation), the arithmetic it did.
+``--quick`` (4 personas x 20 rows, 3 val rows, 1 epoch, 1 thread) only checks that it runs.
 
     python bench/fleet_training.py --out runs/bench/fleet.json        # full size
     python bench/fleet_training.py --quick                            # smoke test only
@@ -52,7 +56,7 @@ from personalab.train.loop import train_adapter
 from personalab.train.presets import resolve_settings
 
 FULL = dict(personas=64, train=30, val=5, epochs=3)
-QUICK = dict(personas=8, train=30, val=5, epochs=1)
+QUICK = dict(personas=4, train=20, val=3, epochs=1)
 
 
 class TokenCounter:

@@ -1,0 +1,61 @@
+"""Smoke test of the benchmarks in bench/: each runs in --quick mode and writes the JSON its
+protocol asks for. Timings are never asserted here (BENCHMARK.md: timings go in benchmarks)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+MODELS = ("tiny_causal_lm", "classifier")
+FLEET_KEYS = ("a_over_b", "b_over_c", "seconds_a", "seconds_b", "seconds_c", "val_loss_a", "val_loss_b", "val_loss_c")
+EVAL_KEYS = ("engine_over_peft", "engine_over_single", "rows_per_second_engine", "rows_per_second_peft",
+             "rows_per_second_single")
+GENERATE_KEYS = ("engine_over_generate", "rows_per_second_generate")
+
+
+def run_quick(script: str, out: Path) -> dict:
+    # The conftest's environment (offline hub, a session-private PERSONALAB_CACHE) is inherited.
+    result = subprocess.run([sys.executable, f"bench/{script}", "--quick", "--device", "cpu", "--out", str(out)],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "tiny_causal_lm" in result.stdout  # the table
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
+def assert_finite_positive(results: dict, model: str, keys) -> None:
+    for key in keys:
+        value = results[model][key]
+        assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0, (model, key, value)
+
+
+def assert_records(results: dict) -> None:
+    assert results["config"]["quick"] is True
+    environment = results["environment"]
+    for key in ("torch", "transformers", "peft", "cpu_count", "device"):
+        assert environment[key], key
+
+
+@pytest.mark.slow
+def test_fleet_training_quick(tmp_path):
+    results = run_quick("fleet_training.py", tmp_path / "fleet.json")
+    for model in MODELS:
+        assert_finite_positive(results, model, FLEET_KEYS)
+    assert_records(results)
+
+
+@pytest.mark.slow
+def test_mixed_eval_quick(tmp_path):
+    results = run_quick("mixed_eval.py", tmp_path / "mixed.json")
+    for model in MODELS:
+        assert_finite_positive(results, model, EVAL_KEYS)
+        # Not a timing: the engine and PEFT's mixed batch must score alike.
+        assert results[model]["engine_peft_agreement"] >= 0.99
+    assert_finite_positive(results, "tiny_causal_lm", GENERATE_KEYS)
+    assert "engine_over_generate" not in results["classifier"]
+    assert_records(results)
