@@ -33,7 +33,7 @@ from personalab.errors import PersonalabError
 from personalab.models import build_backend
 from personalab.models.base import Backend, ModelSpec
 from personalab.strategies import FitContext, RoutingTable, get_strategy
-from personalab.train.adapters import load_head
+from personalab.train.adapters import HEAD_FILE, load_head
 from personalab.train.presets import TrainSettings
 
 CONFIG = "config.yaml"
@@ -100,10 +100,13 @@ def train_run(config: RunConfig, out: Path, progress: bool = True, force: bool =
     strategy = get_strategy(config.strategy, **config.strategy_options)
     backend = _backend(config, dataset)
     out.mkdir(parents=True, exist_ok=True)
-    # The personalizer marks a complete run: drop an old one first so that a crash while
-    # retraining cannot leave it pointing at a half-replaced bank.
-    (out / PERSONALIZER).unlink(missing_ok=True)
-    shutil.rmtree(out / "bank", ignore_errors=True)  # --force: a new run, not a mix with the old
+    # The personalizer marks a complete run: drop it first so that a crash while retraining
+    # cannot leave it pointing at a half-replaced bank; then clear what an earlier or killed
+    # run left, so that the new run is never mixed with the old.
+    for leftover in (PERSONALIZER, TRAINING, HEAD_FILE):
+        (out / leftover).unlink(missing_ok=True)
+    for folder in ("bank", "eval"):
+        shutil.rmtree(out / folder, ignore_errors=True)
     atomic_write_text(out / CONFIG, yaml.safe_dump({**config.to_dict(), "versions": versions()}, sort_keys=False))
     context = FitContext(
         dataset, backend, AdapterBank(out / "bank"), config.settings, out, config.seed, progress,

@@ -17,6 +17,8 @@ from personalab.models import classifier
 from personalab.models.base import Backend
 from personalab.train.presets import TrainSettings
 
+HEAD_FILE = classifier.HEAD_FILENAME
+
 
 def lora_config(backend: Backend, settings: TrainSettings) -> LoraConfig:
     # No task_type: PEFT would then add the classifier head to modules_to_save, which
@@ -42,10 +44,10 @@ def add_lora(backend: Backend, settings: TrainSettings, adapter_name: str = "def
 
 def save_head(backend: Backend, model: Any, run_dir: Path) -> None:
     if backend.trainable_base_parameters():
-        classifier.save_head(model, Path(run_dir) / classifier.HEAD_FILENAME)
+        classifier.save_head(model, Path(run_dir) / HEAD_FILE)
 
 
 def load_head(backend: Backend, run_dir: Path) -> None:
-    path = Path(run_dir) / classifier.HEAD_FILENAME
+    path = Path(run_dir) / HEAD_FILE
     if path.exists():
         classifier.load_head(backend.model, path)
