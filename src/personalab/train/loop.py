@@ -118,15 +118,16 @@ def _train_epoch(backend, model, rows, settings, optimizer, scheduler, order, ba
 
 @torch.inference_mode()
 def validation_loss(backend: Backend, model: torch.nn.Module, rows: Sequence[Example], batch_size: int = 64) -> float:
-    """Mean loss over ``rows`` (each batch weighted by its number of rows), in eval mode."""
+    """The loss over all of ``rows`` as one batch would give it (summed loss over predictions
+    made, whatever the batching), in eval mode: comparable with fleet training's losses."""
     if not rows:
         return float("nan")
     model.eval()
-    total = 0.0
+    total, count = 0.0, 0.0
     for indices in length_sorted_chunks(rows, batch_size):
-        batch_rows = [rows[i] for i in indices]
-        total += backend.loss(model, backend.collate(batch_rows)).item() * len(batch_rows)
-    return total / len(rows)
+        sums, counts = backend.loss_terms(model, backend.collate([rows[i] for i in indices]))
+        total, count = total + sums.sum().item(), count + counts.sum().item()
+    return total / count
 
 
 def _optimizer(model: torch.nn.Module, settings: TrainSettings, head: set[str]) -> torch.optim.AdamW:
