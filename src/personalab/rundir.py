@@ -20,7 +20,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import yaml
 
@@ -33,6 +33,7 @@ from personalab.errors import PersonalabError
 from personalab.models import build_backend
 from personalab.models.base import Backend, ModelSpec
 from personalab.strategies import FitContext, RoutingTable, get_strategy
+from personalab.strategies.steps import dataset_fingerprint, fingerprint
 from personalab.train.adapters import HEAD_FILE, load_head
 from personalab.train.presets import TrainSettings
 
@@ -91,8 +92,11 @@ class Run:
     model: MultiLoraModel  # the base model with the personalizer's adapters, routable per row
 
 
-def train_run(config: RunConfig, out: Path, progress: bool = True, force: bool = False) -> RoutingTable:
-    """Train ``config.strategy`` into a new run directory ``out``."""
+def train_run(
+    config: RunConfig, out: Path, progress: bool = True, force: bool = False, reuse: Sequence[Path] = ()
+) -> RoutingTable:
+    """Train ``config.strategy`` into a new run directory ``out``, taking adapters that earlier
+    runs ``reuse`` trained from identical inputs (same fingerprint) instead of retraining them."""
     out = Path(out)
     if (out / PERSONALIZER).exists() and not force:
         raise PersonalabError(f"{out} already holds a trained run; pass --force to overwrite it, or choose another --out")
@@ -111,6 +115,8 @@ def train_run(config: RunConfig, out: Path, progress: bool = True, force: bool =
     context = FitContext(
         dataset, backend, AdapterBank(out / "bank"), config.settings, out, config.seed, progress,
         config_hash=config.config_hash(),
+        base_identity=fingerprint(model=asdict(config.model), data=dataset_fingerprint(dataset), seed=config.seed),
+        reuse=[_trained_run(Path(r)) for r in reuse],
     )
     started = time.perf_counter()
     personalizer = strategy.fit(context)
@@ -131,6 +137,12 @@ def open_run(root: Path) -> Run:
     load_head(backend, root)
     model = AdapterBank(root / "bank").load_engine(backend.model, personalizer.adapters())
     return Run(root, config, dataset, backend, personalizer, model)
+
+
+def _trained_run(root: Path) -> Path:
+    if not (root / PERSONALIZER).exists():
+        raise PersonalabError(f"--reuse {root}: not a trained run directory (no {PERSONALIZER})")
+    return root
 
 
 def training_records(root: Path) -> dict[str, Any]:

@@ -17,6 +17,8 @@ examples:
   personalab train --data data/synth --strategy per_persona --on-top-of unified --out runs/stacked
   personalab train --data data/popquorn --out runs/pq --preset constrained --epochs 5
   personalab train --data data/x --out runs/qwen --model /models/Qwen2.5-0.5B-Instruct
+  personalab train --data data/synth --strategy per_cluster --set k=4 --out runs/clusters
+  personalab train --data data/synth --strategy weighted_merge --reuse runs/personas --out runs/merge
   personalab train --config my_run.yaml --out runs/mine     # flags override the file
 
 The run directory gets the adapter bank (PEFT format, safetensors), the resolved config and
@@ -36,6 +38,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--out", required=True, type=Path, help="run directory to create")
     parser.add_argument("--strategy", help="strategy name (default: unified)")
     parser.add_argument("--on-top-of", metavar="ADAPTER", help="per_persona: train each persona adapter with this one (unified) active and frozen beneath")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="options",
+                        help="a strategy option, e.g. --set k=8 --set on_top_of=unified (repeatable; see `personalab ls strategies`)")
+    parser.add_argument("--reuse", action="append", default=[], type=Path, metavar="RUN_DIR",
+                        help="take adapters this earlier run trained from identical data, model and settings instead of retraining them (repeatable)")
     parser.add_argument("--config", type=Path, help="YAML run config (keys: data, strategy, preset, seed, model, settings)")
     add_model_arguments(parser)
     settings = parser.add_argument_group("training settings (override the preset)")
@@ -66,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     print(f"training {config.strategy!r} on {config.data} with {config.model.name} (preset {config.preset}) -> {args.out}")
-    train_run(config, args.out, progress=not args.quiet, force=args.force)
+    train_run(config, args.out, progress=not args.quiet, force=args.force, reuse=args.reuse)
     print(f"done: {args.out}\nnext: personalab evaluate {args.out}")
     return 0
 
@@ -95,10 +101,25 @@ def config_from_args(args: argparse.Namespace) -> "RunConfig":
         raise PersonalabError(f"bad model settings in {args.config}: {error}") from None
     strategy = args.strategy or file.get("strategy", "unified")
     options = dict(file.get("strategy_options") or {})
+    options.update(parse_options(args.options))
     if args.on_top_of:
         options["on_top_of"] = args.on_top_of
     return RunConfig(data=str(Path(data).resolve()), strategy=strategy, strategy_options=options, preset=preset,
                      seed=seed, model=spec, settings=settings)
+
+
+def parse_options(pairs: list[str]) -> dict[str, Any]:
+    """``["k=8", "space=prob"]`` -> ``{"k": 8, "space": "prob"}`` (values read as YAML)."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise PersonalabError(f"--set {pair!r}: expected KEY=VALUE, e.g. --set k=8")
+        try:
+            options[key.strip().replace("-", "_")] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise PersonalabError(f"--set {pair!r}: cannot read the value {value!r}") from None
+    return options
 
 
 def _model_flags(args: argparse.Namespace) -> dict[str, Any]:

@@ -8,11 +8,13 @@ Depends on torch and safetensors only; it knows nothing of datasets, strategies 
 * ``rows``: ``RowRoutes``, one batch's routes resolved to adapter indices and weights;
 * ``layers``: ``MultiLoraLinear``, a linear layer applying each row's own mixture;
 * ``model``: ``MultiLoraModel``, a base model with those layers and a route table;
-* ``ensemble``: ``mix_scores``, output-space mixtures of several routes' scores.
+* ``ensemble``: ``mix_scores``, output-space mixtures of several routes' scores;
+* ``merge``: ``merge_exact`` / ``merge_svd``, a weighted sum of adapters as one adapter.
 """
 
 from personalab.engine.ensemble import mix_scores
 from personalab.engine.layers import MultiLoraLinear
+from personalab.engine.merge import merge_exact, merge_svd, pad_rank, relative_errors
 from personalab.engine.model import MultiLoraModel, route_table, wrap_linears
 from personalab.engine.peft_io import (
     AdapterFormatError,
@@ -33,9 +35,13 @@ __all__ = [
     "Route",
     "RowRoutes",
     "adapter_config",
+    "merge_exact",
+    "merge_svd",
     "mix_scores",
+    "pad_rank",
     "read_adapter_config",
     "read_peft_adapter",
+    "relative_errors",
     "route_table",
     "row_routes",
     "wrap_linears",

@@ -134,6 +134,16 @@ class MultiLoraModel(nn.Module):
 
     # --- what the backends expect of a model ------------------------------------------------
 
+    def unwrap(self) -> nn.Module:
+        """Put the base model's original linear layers back (undoing the wrapping in place)
+        and return it; this engine is unusable afterwards."""
+        for name, layer in self.layers.items():
+            parent_name, _, child = name.rpartition(".")
+            parent = self.model.get_submodule(parent_name) if parent_name else self.model
+            setattr(parent, child, layer.base_layer)
+        self.layers = {}
+        return self.model
+
     def get_base_model(self) -> nn.Module:
         return self.model
 

@@ -29,6 +29,8 @@ class FitContext:
     seed: int = 0
     progress: bool = True
     config_hash: str = ""  # of the run config, recorded with every adapter trained
+    base_identity: str = ""  # hash of data, model and seed: the root of adapter fingerprints
+    reuse: list[Path] = field(default_factory=list)  # runs whose identical adapters are reused
     records: dict[str, Any] = field(default_factory=dict)  # what the strategy wants reported
 
 

@@ -8,16 +8,11 @@ beneath (route ``{unified: 1, persona/p: 1}``: the playbook's "train from unifie
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import replace
-
 from personalab.engine import Route
 from personalab.errors import PersonalabError
 from personalab.strategies.base import FitContext, RoutingTable
 from personalab.strategies.registry import register
-from personalab.strategies.unified import ADAPTER as UNIFIED
-from personalab.strategies.unified import Unified
-from personalab.train.fleet import Member, train_fleet
+from personalab.strategies.steps import UNIFIED, rows_by_persona, train_group_adapters
 
 
 def persona_adapter(persona_id: str) -> str:
@@ -38,34 +33,17 @@ class PerPersona:
         self.batch_size = batch_size
 
     def fit(self, context: FitContext) -> RoutingTable:
-        Unified().fit(context)
-        under = Route.single(UNIFIED) if self.on_top_of else Route({})
-        members = self._members(context)
-        settings = replace(context.settings, batch_size=self.batch_size)
-        backend = context.backend
-        engine = context.bank.load_engine(backend.model, [UNIFIED], backend.target_modules(settings.target_roles))
-        results = train_fleet(backend, engine, list(members.values()), settings, context.seed,
-                              under=under, progress=context.progress, label="personas")
-        base_path = str(backend.resolved.path)
-        for member in members.values():
-            context.bank.save_weights(
-                member.name, engine.adapter_weights(member.name), base_path,
-                data={"rows": len(member.train)}, scores={"val_loss": results[member.name].best_val_loss},
-                config_hash=context.config_hash, on_top_of=self.on_top_of,
-            )
-            context.records["training"][member.name] = results[member.name].to_dict()
-        context.records["default_route_personas"] = sorted(set(context.dataset.personas) - set(members))
-        table = {pid: Route({**under.to_json(), m.name: 1.0}) for pid, m in members.items()}
+        personas = trainable_personas(context, self.min_train_rows)
+        groups = {persona_adapter(pid): [pid] for pid in personas}
+        train_group_adapters(context, groups, on_top_of_unified=bool(self.on_top_of),
+                             batch_size=self.batch_size, label="personas")
+        context.records["default_route_personas"] = sorted(set(context.dataset.personas) - set(personas))
+        under = {UNIFIED: 1.0} if self.on_top_of else {}
+        table = {pid: Route({**under, persona_adapter(pid): 1.0}) for pid in personas}
         return RoutingTable(default=Route.single(UNIFIED), table=table)
 
-    def _members(self, context: FitContext) -> dict[str, Member]:
-        """Personas with enough train rows, each with its train and validation rows."""
-        rows = {split: defaultdict(list) for split in ("train", "val")}
-        for example in context.dataset.examples:
-            if example.split in rows:
-                rows[example.split][example.persona_id].append(example)
-        return {
-            pid: Member(persona_adapter(pid), rows["train"][pid], rows["val"][pid])
-            for pid in context.dataset.personas
-            if len(rows["train"][pid]) >= self.min_train_rows
-        }
+
+def trainable_personas(context: FitContext, min_train_rows: int) -> list[str]:
+    """Personas with at least ``min_train_rows`` train rows, in dataset order."""
+    train = rows_by_persona(context.dataset, "train")
+    return [pid for pid in context.dataset.personas if len(train[pid]) >= min_train_rows]

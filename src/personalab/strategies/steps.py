@@ -1,0 +1,154 @@
+"""The training steps strategies share: the unified adapter, and a fleet of group adapters
+(one per persona, or one per cluster of personas) trained together into the bank.
+
+Every adapter trained here is recorded with a *fingerprint*: a hash of everything that
+determines its weights (the data, the model, the settings, the seed, its rows, the adapters
+beneath it). An adapter whose fingerprint is already in this bank, or in the bank of a run
+given to ``FitContext.reuse``, is taken from there instead of being trained again: a strategy
+that builds on the unified adapter or on the persona adapters pays for them once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections import defaultdict
+from dataclasses import replace
+from typing import Any, Mapping, Sequence
+
+from personalab.bank import AdapterBank
+from personalab.data.schema import Dataset, Example
+from personalab.engine import Route
+from personalab.strategies.base import FitContext
+from personalab.train.adapters import HEAD_FILE, add_lora, load_head, save_head
+from personalab.train.fleet import Member, train_fleet
+from personalab.train.loop import train_adapter
+from personalab.train.presets import TrainSettings
+
+UNIFIED = "unified"
+
+
+def fingerprint(**parts: Any) -> str:
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def dataset_fingerprint(dataset: Dataset) -> str:
+    """A hash of the rows and profiles (not of file paths: a copied dataset reuses too)."""
+    digest = hashlib.sha256()
+    for pid in sorted(dataset.personas):
+        digest.update(f"P\0{pid}\0{dataset.personas[pid].profile}\n".encode())
+    for e in dataset.examples:
+        digest.update(f"E\0{e.persona_id}\0{e.input}\0{e.output}\0{e.split}\0{e.choices}\n".encode())
+    digest.update(repr(dataset.spec.choices).encode())
+    return digest.hexdigest()[:20]
+
+
+def unified_fingerprint(context: FitContext, settings: TrainSettings | None = None) -> str:
+    return fingerprint(kind=UNIFIED, base=context.base_identity, settings=(settings or context.settings).to_dict())
+
+
+def reuse_adapter(context: FitContext, name: str, wanted: str) -> bool:
+    """Whether ``name`` with fingerprint ``wanted`` is in the bank, after copying it there from
+    a reusable run if one has it (with the classifier head that run trained with it)."""
+    if _fingerprint_in(context.bank, name) == wanted:
+        return True
+    for run_dir in context.reuse:
+        other = AdapterBank(run_dir / "bank")
+        if _fingerprint_in(other, name) != wanted:
+            continue
+        entry = other.entry(name)
+        meta = {k: v for k, v in entry.items() if k in ("data", "scores", "config_hash", "fingerprint", "on_top_of")}
+        context.bank.import_adapter(name, other.path(name), **meta)
+        if name == UNIFIED and (run_dir / HEAD_FILE).exists():
+            shutil.copyfile(run_dir / HEAD_FILE, context.run_dir / HEAD_FILE)
+        context.records.setdefault("reused", {})[name] = str(run_dir)
+        return True
+    return False
+
+
+def _fingerprint_in(bank: AdapterBank, name: str) -> str | None:
+    return bank.entry(name).get("fingerprint") if name in bank.names() else None
+
+
+def ensure_unified(context: FitContext, settings: TrainSettings | None = None) -> str:
+    """Train (or reuse) the unified adapter, and its classifier head; returns its fingerprint.
+    Afterwards the backend's base model carries the trained head."""
+    settings = settings or context.settings
+    wanted = unified_fingerprint(context, settings)
+    if reuse_adapter(context, UNIFIED, wanted):
+        load_head(context.backend, context.run_dir)
+        context.records.setdefault("training", {})
+        return wanted
+    backend, dataset = context.backend, context.dataset
+    model = add_lora(backend, settings, adapter_name=UNIFIED, train_head=True)
+    result = train_adapter(
+        backend, model, dataset.split("train"), dataset.split("val"), settings,
+        head_parameters=backend.trainable_base_parameters(), seed=context.seed,
+        progress=context.progress, label=UNIFIED,
+    )
+    save_head(backend, model, context.run_dir)
+    context.bank.save(
+        UNIFIED, model, adapter_name=UNIFIED,
+        data={"rows": len(dataset.split("train")), "personas": len(dataset.personas)},
+        scores={"val_loss": result.best_val_loss}, config_hash=context.config_hash, fingerprint=wanted,
+    )
+    context.records.setdefault("training", {})[UNIFIED] = result.to_dict()
+    model.unload()  # leave the backend's base as it was, plus the trained head
+    return wanted
+
+
+def rows_by_persona(dataset: Dataset, split: str) -> dict[str, list[Example]]:
+    rows: dict[str, list[Example]] = defaultdict(list)
+    for example in dataset.split(split):
+        rows[example.persona_id].append(example)
+    return rows
+
+
+def train_group_adapters(
+    context: FitContext,
+    groups: Mapping[str, Sequence[str]],
+    *,
+    on_top_of_unified: bool,
+    batch_size: int,
+    label: str,
+) -> dict[str, dict[str, Any]]:
+    """One adapter per group (adapter name -> its personas), trained on the group's train rows
+    (validated on its val rows) as one fleet, each over the unified adapter when asked.
+    Adapters already trained with the same fingerprint are reused. The unified adapter is
+    ensured first (it trains a classifier's head). Returns each adapter's manifest entry."""
+    unified = ensure_unified(context)
+    settings = replace(context.settings, batch_size=batch_size)
+    train, val = rows_by_persona(context.dataset, "train"), rows_by_persona(context.dataset, "val")
+    members, wanted = [], {}
+    for name, personas in groups.items():
+        member = Member(name, [r for p in personas for r in train[p]], [r for p in personas for r in val[p]])
+        wanted[name] = fingerprint(
+            kind="group", name=name, base=context.base_identity, unified=unified, settings=settings.to_dict(),
+            under=on_top_of_unified, rows=[(r.persona_id, r.input, r.output) for r in member.train + member.val],
+        )
+        if not reuse_adapter(context, name, wanted[name]):
+            members.append(member)
+    if members:
+        _train_fleet_into_bank(context, members, settings, wanted, on_top_of_unified, label)
+    return {name: context.bank.entry(name) for name in groups}
+
+
+def _train_fleet_into_bank(context, members, settings, wanted, on_top_of_unified, label) -> None:
+    backend = context.backend
+    under = Route.single(UNIFIED) if on_top_of_unified else Route({})
+    engine = context.bank.load_engine(backend.model, [UNIFIED], backend.target_modules(settings.target_roles))
+    results = train_fleet(backend, engine, members, settings, context.seed, under=under,
+                          progress=context.progress, label=label)
+    base_path = str(backend.resolved.path)
+    for member in members:
+        result = results[member.name]
+        context.bank.save_weights(
+            member.name, engine.adapter_weights(member.name), base_path,
+            data={"rows": len(member.train)}, scores={"val_loss": result.best_val_loss},
+            config_hash=context.config_hash, fingerprint=wanted[member.name],
+            on_top_of=UNIFIED if on_top_of_unified else None,
+        )
+        context.records.setdefault("training", {})[member.name] = result.to_dict()
+    engine.unwrap()  # leave the backend's base model as it was, for the next step
