@@ -27,12 +27,13 @@ import yaml
 from personalab.bank import AdapterBank
 from personalab.data import load_dataset
 from personalab.data.io import atomic_write_text
+from personalab.data.splits import held_out_personas, without_training_rows
 from personalab.data.schema import Dataset
 from personalab.engine import MultiLoraModel
 from personalab.errors import PersonalabError
 from personalab.models import build_backend
 from personalab.models.base import Backend, ModelSpec
-from personalab.strategies import FitContext, RoutingTable, get_strategy
+from personalab.strategies import FitContext, Personalizer, get_strategy, personalizer_from_json
 from personalab.strategies.steps import dataset_fingerprint, fingerprint
 from personalab.train.adapters import HEAD_FILE, load_head
 from personalab.train.presets import TrainSettings
@@ -49,6 +50,7 @@ class RunConfig:
     strategy_options: dict[str, Any] = field(default_factory=dict)
     preset: str = "default"
     seed: int = 0
+    holdout: float = 0.0  # fraction of personas kept out of all training (cold-start test)
     model: ModelSpec = field(default_factory=ModelSpec)
     settings: TrainSettings = field(default_factory=TrainSettings)
 
@@ -59,6 +61,7 @@ class RunConfig:
             "strategy_options": dict(self.strategy_options),
             "preset": self.preset,
             "seed": self.seed,
+            "holdout": self.holdout,
             "model": asdict(self.model),
             "settings": self.settings.to_dict(),
         }
@@ -71,9 +74,13 @@ class RunConfig:
             strategy_options=dict(data.get("strategy_options") or {}),
             preset=data.get("preset", "default"),
             seed=int(data.get("seed", 0)),
+            holdout=float(data.get("holdout", 0.0)),
             model=ModelSpec(**data.get("model", {})),
             settings=_settings(data.get("settings", {})),
         )
+
+    def held_out(self, dataset: Dataset) -> list[str]:
+        return held_out_personas(dataset.personas, self.holdout, self.seed) if self.holdout else []
 
     def config_hash(self) -> str:
         text = json.dumps(self.to_dict(), sort_keys=True)
@@ -88,13 +95,13 @@ class Run:
     config: RunConfig
     dataset: Dataset
     backend: Backend
-    personalizer: RoutingTable
+    personalizer: Personalizer
     model: MultiLoraModel  # the base model with the personalizer's adapters, routable per row
 
 
 def train_run(
     config: RunConfig, out: Path, progress: bool = True, force: bool = False, reuse: Sequence[Path] = ()
-) -> RoutingTable:
+) -> Personalizer:
     """Train ``config.strategy`` into a new run directory ``out``, taking adapters that earlier
     runs ``reuse`` trained from identical inputs (same fingerprint) instead of retraining them."""
     out = Path(out)
@@ -102,6 +109,8 @@ def train_run(
         raise PersonalabError(f"{out} already holds a trained run; pass --force to overwrite it, or choose another --out")
     dataset = load_dataset(config.data)
     strategy = get_strategy(config.strategy, **config.strategy_options)
+    held_out = config.held_out(dataset)
+    dataset = without_training_rows(dataset, held_out)
     backend = _backend(config, dataset)
     out.mkdir(parents=True, exist_ok=True)
     # The personalizer marks a complete run: drop it first so that a crash while retraining
@@ -118,6 +127,7 @@ def train_run(
         base_identity=fingerprint(model=asdict(config.model), data=dataset_fingerprint(dataset), seed=config.seed),
         reuse=[_trained_run(Path(r)) for r in reuse],
     )
+    context.records["held_out_personas"] = held_out
     started = time.perf_counter()
     personalizer = strategy.fit(context)
     context.records["seconds"] = time.perf_counter() - started
@@ -132,7 +142,7 @@ def open_run(root: Path) -> Run:
         raise PersonalabError(f"{root} is not a trained run (no {PERSONALIZER}); train one with `personalab train`")
     config = RunConfig.from_dict(yaml.safe_load((root / CONFIG).read_text(encoding="utf-8")))
     dataset = load_dataset(config.data)
-    personalizer = RoutingTable.from_json(json.loads((root / PERSONALIZER).read_text(encoding="utf-8")))
+    personalizer = personalizer_from_json(json.loads((root / PERSONALIZER).read_text(encoding="utf-8")))
     backend = _backend(config, dataset)
     load_head(backend, root)
     model = AdapterBank(root / "bank").load_engine(backend.model, personalizer.adapters())

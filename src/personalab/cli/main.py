@@ -12,7 +12,9 @@ import warnings
 from personalab.errors import PersonalabError
 
 # Each module defines ``register(subparsers)``, which adds its parser and sets ``func``.
-SUBCOMMANDS = ("demo", "synth", "import_", "validate", "train", "evaluate", "ls")
+SUBCOMMANDS = (
+    "demo", "synth", "import_", "validate", "cluster", "train", "evaluate", "ls"
+)
 
 DESCRIPTION = """\
 Personalize one small pretrained model to many personas with LoRA adapters, and decide with
@@ -21,6 +23,7 @@ evidence which way of personalizing works best.
 typical session:
   personalab synth --out data/synth                 # or: personalab import popquorn ...
   personalab validate data/synth
+  personalab cluster --data data/synth              # are there clusters worth training?
   personalab train --data data/synth --strategy unified --out runs/unified
   personalab evaluate runs/unified
 """

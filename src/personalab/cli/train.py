@@ -53,6 +53,8 @@ def register(subparsers: Any) -> None:
     settings.add_argument("--alpha", type=float, help="LoRA alpha (scale = alpha / r)")
     settings.add_argument("--targets", help="comma-separated projection roles, e.g. query,value")
     settings.add_argument("--seed", type=int, help="seed for initialisation and data order (default 0)")
+    parser.add_argument("--holdout", type=float, metavar="FRACTION",
+                        help="keep this fraction of personas out of all training (only their test rows remain) to measure cold start, e.g. 0.1")
     parser.add_argument("--force", action="store_true", help="overwrite a run directory that is already trained")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
@@ -104,8 +106,9 @@ def config_from_args(args: argparse.Namespace) -> "RunConfig":
     options.update(parse_options(args.options))
     if args.on_top_of:
         options["on_top_of"] = args.on_top_of
+    holdout = args.holdout if args.holdout is not None else float(file.get("holdout", 0.0))
     return RunConfig(data=str(Path(data).resolve()), strategy=strategy, strategy_options=options, preset=preset,
-                     seed=seed, model=spec, settings=settings)
+                     seed=seed, holdout=holdout, model=spec, settings=settings)
 
 
 def parse_options(pairs: list[str]) -> dict[str, Any]:

@@ -51,3 +51,20 @@ def _check_fractions(val: float, test: float) -> None:
         raise PersonalabError(
             f"split fractions must be >= 0 with val + test <= 1, got val={val}, test={test}"
         )
+
+
+def held_out_personas(persona_ids, fraction: float, seed: int = 0) -> list[str]:
+    """The personas whose hash ``split_hash(pid, "holdout", seed)`` is below ``fraction``:
+    held out of all training (no adapter, no train or val rows) to measure cold start."""
+    if not 0 <= fraction < 1:
+        raise PersonalabError(f"the held-out fraction of personas must be in [0, 1), not {fraction}")
+    return sorted(pid for pid in persona_ids if split_hash(str(pid), "holdout", seed) < fraction)
+
+
+def without_training_rows(dataset, persona_ids):
+    """A copy of ``dataset`` where ``persona_ids`` keep their profile and test rows only."""
+    from dataclasses import replace
+
+    held = set(persona_ids)
+    rows = [e for e in dataset.examples if e.persona_id not in held or e.split == "test"]
+    return replace(dataset, examples=rows)

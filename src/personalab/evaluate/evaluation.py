@@ -29,11 +29,27 @@ def evaluate_run(root: Path, split: str = "test", progress: bool = True) -> dict
     metrics["baselines"] = reference_baselines(run.dataset.split("train"), rows)
     metrics["default_route_personas"] = sorted(
         {row.persona_id for row in rows if run.personalizer.uses_default(row.persona_id)}
-        if run.personalizer.table else []
+        if any(not run.personalizer.uses_default(pid) for pid in run.dataset.personas) else []
     )
-    metrics["train_seconds"] = training_records(run.root).get("seconds")
+    records = training_records(run.root)
+    metrics["train_seconds"] = records.get("seconds")
+    if records.get("held_out_personas"):
+        metrics["cold_start"] = cold_start_metrics(rows, predictions.predicted, records["held_out_personas"])
     _write(run, split, predictions, metrics)
     return metrics
+
+
+def cold_start_metrics(rows, predicted, held_out) -> dict[str, Any]:
+    """Accuracy on the rows of personas held out of training, and on all the others."""
+    held = set(held_out)
+    correct = np.array([p == r.output for p, r in zip(predicted, rows)])
+    is_new = np.array([r.persona_id in held for r in rows])
+    return {
+        "personas": len(held),
+        "rows": int(is_new.sum()),
+        "accuracy_new_personas": float(correct[is_new].mean()) if is_new.any() else None,
+        "accuracy_trained_personas": float(correct[~is_new].mean()) if (~is_new).any() else None,
+    }
 
 
 def _write(run: Run, split: str, predictions: Predictions, metrics: dict[str, Any]) -> None:
@@ -47,7 +63,7 @@ def _write(run: Run, split: str, predictions: Predictions, metrics: dict[str, An
             "output": row.output,
             "predicted": label,
             "correct": label == row.output,
-            "route": route.to_json(),
+            "route": route,
             "scores": {c: _finite(s) for c, s in zip(predictions.choices, scores)},
         })
     atomic_write_jsonl(folder / "predictions.jsonl", records)
@@ -78,6 +94,11 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     lines.append(f"  {'  each persona’s majority label':<34}{metrics['baselines']['persona_majority_label']:>8.2%}")
     if metrics.get("default_route_personas"):
         lines.append(f"\n  {len(metrics['default_route_personas'])} personas used the default route (no adapter of their own)")
+    cold = metrics.get("cold_start")
+    if cold and cold["accuracy_new_personas"] is not None:
+        lines.append(f"\n  {cold['personas']} personas were held out of training (cold start): accuracy "
+                     f"{cold['accuracy_new_personas']:.2%} on their {cold['rows']} rows, "
+                     f"{cold['accuracy_trained_personas']:.2%} on the others")
     if metrics.get("train_seconds"):
         lines.append(f"\n  training took {metrics['train_seconds']:.0f} s")
     return "\n".join(lines)

@@ -13,14 +13,13 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from personalab.data.schema import Example
 from personalab.engine import MultiLoraModel, Route, mix_scores
 from personalab.engine.ensemble import Space
 from personalab.models.base import Backend
-from personalab.strategies.base import RoutingTable
-from personalab.train.batching import length_sorted_chunks
+from personalab.strategies.personalizer import Ensemble, Personalizer, RoutingTable
+from personalab.train.scoring import score_routes
 
 
 @dataclass
@@ -28,7 +27,7 @@ class Predictions:
     rows: list[Example]
     choices: tuple[str, ...]
     scores: np.ndarray  # [n_rows, n_choices] log-scores
-    routes: list[Route]
+    routes: list[dict]  # each row's route (or ensemble of routes) as JSON
 
     @property
     def predicted(self) -> list[str]:
@@ -38,14 +37,19 @@ class Predictions:
 def predict(
     backend: Backend,
     engine: MultiLoraModel,
-    personalizer: RoutingTable,
+    personalizer: Personalizer,
     rows: Sequence[Example],
     chunk: int = 256,
     progress: bool = True,
 ) -> Predictions:
-    routes = [personalizer.route(row.persona_id, row) for row in rows]
-    scores = score_routes(backend, engine, list(rows), routes, chunk, progress)
-    return Predictions(list(rows), tuple(backend.choices), scores, routes)
+    """Every row scored the way ``personalizer`` says for its persona."""
+    if isinstance(personalizer, Ensemble):
+        scores = predict_ensemble(backend, engine, personalizer.members, rows, personalizer.space, chunk, progress)
+    else:
+        routes = [personalizer.route(row.persona_id, row) for row in rows]
+        scores = score_routes(backend, engine, list(rows), routes, chunk, progress)
+    described = [personalizer.describe(row.persona_id) for row in rows]
+    return Predictions(list(rows), tuple(backend.choices), scores, described)
 
 
 def predict_ensemble(
@@ -64,22 +68,3 @@ def predict_ensemble(
     scores = torch.from_numpy(score_routes(backend, engine, copies, routes, chunk, progress))
     parts = scores.split(len(rows))
     return mix_scores(parts, [weight for _, weight in members], space).numpy()
-
-
-def score_routes(
-    backend: Backend, engine: MultiLoraModel, rows: list[Example], routes: list[Route], chunk: int, progress: bool
-) -> np.ndarray:
-    """Log-scores ``[len(rows), n_choices]``, row ``i`` through ``routes[i]``."""
-    distinct = list(dict.fromkeys(routes))
-    engine.set_routes(distinct)
-    index = {route: i for i, route in enumerate(distinct)}
-    route_ids = [index[route] for route in routes]
-    scores = np.full((len(rows), len(backend.choices)), -np.inf, dtype=np.float64)
-    bar = tqdm(total=len(rows), desc="scoring", unit="row", disable=not progress)
-    for part in length_sorted_chunks(rows, chunk):
-        with torch.inference_mode():
-            part_scores = backend.scores(engine, [rows[i] for i in part], route_ids=[route_ids[i] for i in part])
-        scores[part] = part_scores.double().cpu().numpy()
-        bar.update(len(part))
-    bar.close()
-    return scores

@@ -13,6 +13,8 @@ log-probabilities of its continuation tokens (choice tokens and eos) given the p
 
 from __future__ import annotations
 
+import inspect
+
 from typing import Mapping, Sequence
 
 import torch
@@ -42,18 +44,21 @@ class CausalLMBackend:
         choices: Sequence[str],
         profiles: Mapping[str, str],
         batch_size: int = 16,  # sequences per forward pass: rows x allowed choices
+        score_batch_size: int = 64,  # the same when scoring: no gradients kept, so larger
         resolved: ResolvedModel | None = None,
     ):
         self.spec = spec
         self.choices = tuple(choices)
         self.profiles = dict(profiles)
         self.batch_size = batch_size
+        self.score_batch_size = score_batch_size
         self.resolved = resolved or resolve_model(spec)
         self.tokenizer = load_tokenizer(self.resolved, spec)
         self.model = load_pretrained(transformers.AutoModelForCausalLM, self.resolved, spec)
         self.device = model_device(self.model)
         self.uses_chat_template = bool(getattr(self.tokenizer, "chat_template", None))
         self._continuations = {choice: self.continuation_ids(choice) for choice in self.choices}
+        self._keeps_logits = "logits_to_keep" in inspect.signature(self.model.forward).parameters
 
     def target_modules(self, roles: Sequence[str]) -> list[str]:
         return target_modules_for(self.model, roles)
@@ -151,7 +156,7 @@ class CausalLMBackend:
         route_ids: Sequence[int] | torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``[len(rows), len(choices)]``; -inf where a row does not allow the choice. Every
-        (row, allowed choice) pair is one sequence; ``batch_size`` sequences per forward.
+        (row, allowed choice) pair is one sequence; ``score_batch_size`` sequences per forward.
         With ``route_ids`` (one per row) each sequence is routed by its row's id."""
         ids = None if route_ids is None else route_id_tensor(route_ids, len(rows))
         scores = torch.full((len(rows), len(self.choices)), float("-inf"))
@@ -162,12 +167,13 @@ class CausalLMBackend:
             for choice in allowed_choices(row, self.choices)
         ]
         with eval_mode(model):
-            for batch in chunks(pairs, self.batch_size):
+            for batch in chunks(pairs, self.score_batch_size):
                 continuations = [self._continuations[self.choices[k]] for _, k in batch]
                 batch_prompts = [prompts[i] for i, _ in batch]
                 batch_ids = None if ids is None else ids[[i for i, _ in batch]]
                 sums = continuation_logprobs(
-                    model, batch_prompts, continuations, self.tokenizer.pad_token_id, batch_ids
+                    model, batch_prompts, continuations, self.tokenizer.pad_token_id, batch_ids,
+                    keep_logits=self._keeps_logits,
                 )
                 scores[[i for i, _ in batch], [k for _, k in batch]] = sums.cpu()
         return scores
@@ -204,26 +210,35 @@ def continuation_logprobs(
     continuations: Sequence[list[int]],
     pad_token_id: int,
     route_ids: torch.Tensor | None = None,
+    keep_logits: bool = False,
 ) -> torch.Tensor:
     """``[len(prompts)]`` sums of log p(continuation tokens | prompt), one forward pass over
-    the right-padded ``prompt + continuation`` sequences (routed by ``route_ids``, one per
-    sequence, when given)."""
+    the left-padded ``prompt + continuation`` sequences (routed by ``route_ids``, one per
+    sequence, when given). Left padding puts every continuation at the end, so with
+    ``keep_logits`` the model computes logits for the last few positions only (transformers'
+    ``logits_to_keep``) instead of a ``[length, vocab]`` matrix per sequence; positions are
+    counted from each sequence's first real token, so padding changes nothing."""
     device = model_device(model)
     input_ids, attention_mask = pad_sequences(
-        [p + c for p, c in zip(prompts, continuations)], pad_token_id, "right"
+        [p + c for p, c in zip(prompts, continuations)], pad_token_id, "left"
     )
+    longest = max(len(c) for c in continuations)
+    position_ids = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
+    extra = {"logits_to_keep": longest + 1} if keep_logits else {}
     logits = model(
         input_ids=input_ids.to(device),
         attention_mask=attention_mask.to(device),
+        position_ids=position_ids.to(device),
+        **extra,
         **_route_kwargs(route_ids),
     ).logits
-    longest = max(len(c) for c in continuations)
+    # The token at position t is predicted by the logits at t - 1; the continuation of
+    # length L occupies the last L positions.
     offsets = torch.arange(longest)
     lengths = torch.tensor([len(c) for c in continuations])
     valid = offsets[None, :] < lengths[:, None]
-    # The token at position t is predicted by the logits at t - 1.
-    positions = torch.tensor([len(p) - 1 for p in prompts])[:, None] + offsets[None, :]
-    positions = positions.clamp(max=input_ids.shape[1] - 1).to(device)
+    positions = (logits.shape[1] - 1 - lengths)[:, None] + offsets[None, :]
+    positions = positions.clamp(min=0, max=logits.shape[1] - 1).to(device)
     targets, _ = pad_sequences(list(continuations), 0, "right")
     # Gather the needed positions before log_softmax: a full [batch, length, vocab]
     # log_softmax would double the largest tensor of the pass for large vocabularies.

@@ -3,8 +3,11 @@
 Every strategy is one module registered by name; importing this package registers them all.
 """
 
-from personalab.strategies.base import FitContext, RoutingTable, Strategy
+from personalab.strategies.base import FitContext, Strategy
+from personalab.strategies.personalizer import Ensemble, Personalizer, RoutingTable, personalizer_from_json
 from personalab.strategies.registry import get_strategy, list_strategies, register
-from personalab.strategies import per_persona, unified  # noqa: F401  (registers them)
+from personalab.strategies import (  # noqa: F401  (importing registers them)
+    ensemble, moe, per_cluster, per_persona, unified, weighted_merge,
+)
 
-__all__ = ["FitContext", "RoutingTable", "Strategy", "get_strategy", "list_strategies", "register"]
+__all__ = ["Ensemble", "FitContext", "Personalizer", "RoutingTable", "Strategy", "personalizer_from_json", "get_strategy", "list_strategies", "register"]

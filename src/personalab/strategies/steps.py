@@ -23,7 +23,7 @@ from personalab.engine import Route
 from personalab.strategies.base import FitContext
 from personalab.train.adapters import HEAD_FILE, add_lora, load_head, save_head
 from personalab.train.fleet import Member, train_fleet
-from personalab.train.loop import train_adapter
+from personalab.train.loop import seed_everything, train_adapter
 from personalab.train.presets import TrainSettings
 
 UNIFIED = "unified"
@@ -82,6 +82,7 @@ def ensure_unified(context: FitContext, settings: TrainSettings | None = None) -
         context.records.setdefault("training", {})
         return wanted
     backend, dataset = context.backend, context.dataset
+    seed_everything(context.seed)  # PEFT draws the new LoRA weights from the global generator
     model = add_lora(backend, settings, adapter_name=UNIFIED, train_head=True)
     result = train_adapter(
         backend, model, dataset.split("train"), dataset.split("val"), settings,

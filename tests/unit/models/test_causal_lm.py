@@ -58,7 +58,7 @@ def test_choices_a_row_does_not_allow_score_minus_infinity(backend):
 def test_batched_scores_equal_one_sequence_at_a_time(tiny_causal_lm_path):
     backend = CausalLMBackend(ModelSpec(name=str(tiny_causal_lm_path)), CHOICES, PROFILES)
     batched = backend.scores(backend.model, ROWS)
-    backend.batch_size = 1
+    backend.score_batch_size = 1
     assert torch.allclose(batched, backend.scores(backend.model, ROWS), atol=1e-4)
 
 

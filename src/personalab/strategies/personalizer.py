@@ -1,0 +1,90 @@
+"""Personalizers: what a strategy returns, saying how each persona's rows are scored.
+
+* ``RoutingTable``: persona -> one route (a weight-space mixture of bank adapters), with a
+  default route for personas not in the table (new personas, or too few rows of their own).
+* ``Ensemble``: an output-space mixture of routing tables: each row is scored under every
+  member's route and the score matrices are mixed with the members' weights.
+
+Both serialize to JSON (``personalizer.json`` of a run); ``personalizer_from_json`` reads
+either back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from personalab.data.schema import Example
+from personalab.engine.ensemble import Space
+from personalab.engine.routes import Route
+
+
+@dataclass
+class RoutingTable:
+    default: Route
+    table: dict[str, Route] = field(default_factory=dict)
+
+    def route(self, persona_id: str, example: Example | None = None) -> Route:
+        return self.table.get(persona_id, self.default)
+
+    def uses_default(self, persona_id: str) -> bool:
+        return persona_id not in self.table
+
+    def adapters(self) -> list[str]:
+        routes = [self.default, *self.table.values()]
+        return sorted({name for route in routes for name in route.adapters})
+
+    def describe(self, persona_id: str) -> dict[str, float]:
+        """The persona's route as JSON, for per-row prediction records."""
+        return self.route(persona_id).to_json()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": "routing_table",
+            "default": self.default.to_json(),
+            "table": {pid: r.to_json() for pid, r in self.table.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "RoutingTable":
+        table = {pid: Route(r) for pid, r in data.get("table", {}).items()}
+        return cls(default=Route(data["default"]), table=table)
+
+
+@dataclass
+class Ensemble:
+    members: list[tuple[RoutingTable, float]]
+    space: Space = "logprob"  # "logprob": weighted log-scores; "prob": mixture of probabilities
+
+    def uses_default(self, persona_id: str) -> bool:
+        return any(table.uses_default(persona_id) for table, _ in self.members)
+
+    def adapters(self) -> list[str]:
+        return sorted({name for table, _ in self.members for name in table.adapters()})
+
+    def describe(self, persona_id: str) -> dict[str, Any]:
+        return {"ensemble": [{"weight": w, "route": t.describe(persona_id)} for t, w in self.members],
+                "space": self.space}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": "ensemble",
+            "space": self.space,
+            "members": [{"weight": w, "personalizer": t.to_json()} for t, w in self.members],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Ensemble":
+        members = [(RoutingTable.from_json(m["personalizer"]), float(m["weight"])) for m in data["members"]]
+        return cls(members, data.get("space", "logprob"))
+
+
+Personalizer = Union[RoutingTable, Ensemble]
+
+
+def personalizer_from_json(data: dict[str, Any]) -> Personalizer:
+    kinds = {"routing_table": RoutingTable, "ensemble": Ensemble}
+    kind = data.get("kind", "routing_table")
+    if kind not in kinds:
+        raise ValueError(f"unknown personalizer kind {kind!r} (known: {', '.join(kinds)})")
+    return kinds[kind].from_json(data)

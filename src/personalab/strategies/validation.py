@@ -1,0 +1,39 @@
+"""Scoring validation rows inside a strategy: what weighted merges, ensembles and routers use
+to choose their weights, temperatures and mixtures (never the test rows)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Sequence
+
+import numpy as np
+
+from personalab.data.schema import Example
+from personalab.engine import Route
+from personalab.strategies.base import FitContext
+from personalab.strategies.steps import UNIFIED
+from personalab.train.scoring import score_routes
+
+
+def score_rows(context: FitContext, rows: Sequence[Example], routes: Sequence[Route]) -> np.ndarray:
+    """Log-scores ``[len(rows), n_choices]``, row ``i`` through ``routes[i]``, with the bank's
+    adapters loaded into a temporary engine (the backend's model is left as it was)."""
+    adapters = sorted({UNIFIED, *(name for route in routes for name in route.adapters)})
+    engine = context.bank.load_engine(context.backend.model, adapters)
+    try:
+        return score_routes(context.backend, engine, list(rows), list(routes), chunk=256, progress=False)
+    finally:
+        engine.unwrap()
+
+
+def correct(context: FitContext, rows: Sequence[Example], scores: np.ndarray) -> np.ndarray:
+    """Per row: is the highest-scored choice its output?"""
+    choices = context.backend.choices
+    return np.array([choices[i] == row.output for i, row in zip(scores.argmax(axis=1), rows)], dtype=bool)
+
+
+def accuracy_by_persona(rows: Sequence[Example], hits: np.ndarray) -> dict[str, float]:
+    by_persona: dict[str, list[bool]] = defaultdict(list)
+    for row, hit in zip(rows, hits.tolist()):
+        by_persona[row.persona_id].append(hit)
+    return {pid: float(np.mean(h)) for pid, h in by_persona.items()}

@@ -1,0 +1,109 @@
+"""``weighted_merge`` (the playbook's branch 1): no training beyond the persona adapters.
+
+Within each cluster the persona adapters are mixed in weight space with weights
+``softmax(score_j * cos(e_j, centroid) / temperature)`` over the cluster's adapters ``j``
+(optionally only the ``top_k`` largest), where ``score_j`` is adapter ``j``'s accuracy on its
+own persona's validation rows and ``e_j`` its persona's embedding; every persona of the
+cluster routes to that mixture. With ``neighbourhood="knn"`` each persona instead mixes its
+``top_k`` nearest persona adapters, with ``cos(e_p, e_j)`` in place of the centroid term.
+
+The route is the exact weight-space mixture; ``personalab.bank.merge`` materializes it as one
+PEFT adapter (exactly, by concatenation, or compressed by SVD) for export.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from personalab.engine import Route
+from personalab.errors import PersonalabError
+from personalab.strategies.base import FitContext, RoutingTable
+from personalab.strategies.grouping import Grouping, Groups, group_personas
+from personalab.strategies.per_persona import persona_adapter, trainable_personas
+from personalab.strategies.registry import register
+from personalab.strategies.steps import UNIFIED, rows_by_persona, train_group_adapters
+from personalab.strategies.validation import accuracy_by_persona, correct, score_rows
+
+
+def softmax_weights(logits: np.ndarray, temperature: float, top_k: int | None) -> np.ndarray:
+    """Softmax of ``logits / temperature`` over the ``top_k`` largest (others 0); a
+    temperature of 0 puts all weight on the largest (ties: the first)."""
+    weights = np.zeros(len(logits))
+    keep = np.argsort(-logits, kind="stable")[: top_k or len(logits)]
+    if temperature <= 0:
+        weights[keep[0]] = 1.0
+        return weights
+    z = logits[keep] / temperature
+    e = np.exp(z - z.max())
+    weights[keep] = e / e.sum()
+    return weights
+
+
+def persona_scores(context: FitContext, personas: list[str]) -> dict[str, float]:
+    """Each persona adapter's accuracy on its own persona's validation rows."""
+    val = rows_by_persona(context.dataset, "val")
+    rows = [row for pid in personas for row in val[pid]]
+    routes = [Route.single(persona_adapter(row.persona_id)) for row in rows]
+    accuracy = accuracy_by_persona(rows, correct(context, rows, score_rows(context, rows, routes)))
+    return {pid: accuracy.get(pid, 0.0) for pid in personas}
+
+
+@register
+class WeightedMerge:
+    name = "weighted_merge"
+    summary = "per cluster, persona adapters merged by softmax(val accuracy x cosine to centroid / T); no extra training"
+
+    def __init__(self, neighbourhood: str = "cluster", top_k: int | None = None, temperature: float = 0.1,
+                 k: int | None = None, k_min: int = 2, k_max: int = 8, method: str = "kmeans",
+                 source: str = "inputs", min_train_rows: int = 8, batch_size: int = 8):
+        if neighbourhood not in ("cluster", "knn"):
+            raise PersonalabError(f"weighted_merge neighbourhood must be 'cluster' or 'knn', not {neighbourhood!r}")
+        if temperature < 0:
+            raise PersonalabError(f"weighted_merge temperature must be >= 0, not {temperature}")
+        self.neighbourhood, self.top_k, self.temperature = neighbourhood, top_k, temperature
+        self.grouping = Grouping(k, k_min, k_max, method, source)
+        self.min_train_rows, self.batch_size = min_train_rows, batch_size
+
+    def fit(self, context: FitContext) -> RoutingTable:
+        personas = trainable_personas(context, self.min_train_rows)
+        train_group_adapters(context, {persona_adapter(p): [p] for p in personas}, on_top_of_unified=False,
+                             batch_size=self.batch_size, label="personas")
+        scores = persona_scores(context, personas)
+        groups = group_personas(context, self.grouping)
+        with_adapter = [pid for pid in groups.ids if pid in scores]
+        if self.neighbourhood == "cluster":
+            table = self._cluster_routes(groups, with_adapter, scores)
+        else:
+            table = self._knn_routes(groups, with_adapter, scores)
+        context.records["merge"] = {"persona_val_accuracy": scores, "temperature": self.temperature,
+                                    "top_k": self.top_k, "neighbourhood": self.neighbourhood}
+        return RoutingTable(default=Route.single(UNIFIED), table=table)
+
+    def _cluster_routes(self, groups: Groups, with_adapter: list[str], scores: dict[str, float]) -> dict[str, Route]:
+        table = {}
+        for cluster, members in groups.members().items():
+            candidates = [pid for pid in members if pid in with_adapter]
+            if not candidates:
+                continue  # its personas keep the default route
+            centroid = groups.centroids[cluster]
+            centroid = centroid / max(np.linalg.norm(centroid), 1e-12)
+            logits = np.array([scores[j] * float(groups.vector(j) @ centroid) for j in candidates])
+            route = self._route(candidates, logits)
+            table.update({pid: route for pid in members})
+        return table
+
+    def _knn_routes(self, groups: Groups, with_adapter: list[str], scores: dict[str, float]) -> dict[str, Route]:
+        keys = np.stack([groups.vector(j) for j in with_adapter])
+        k = self.top_k or 8
+        table = {}
+        for pid in groups.ids:
+            cosine = keys @ groups.vector(pid)
+            nearest = np.argsort(-cosine, kind="stable")[:k]
+            candidates = [with_adapter[i] for i in nearest]
+            logits = np.array([scores[j] * cosine[i] for i, j in zip(nearest, candidates)])
+            table[pid] = self._route(candidates, logits, top_k=None)
+        return table
+
+    def _route(self, candidates: list[str], logits: np.ndarray, top_k: int | None | str = "own") -> Route:
+        weights = softmax_weights(logits, self.temperature, self.top_k if top_k == "own" else top_k)
+        return Route({persona_adapter(pid): float(w) for pid, w in zip(candidates, weights) if w > 0})

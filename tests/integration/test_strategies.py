@@ -1,0 +1,134 @@
+"""Every registered strategy against one contract (train into a run, route every persona
+through the engine, evaluate), and the behaviour each one promises, on synthetic data with a
+tiny classifier. Adapters are reused across runs by fingerprint, which these tests also check."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from personalab.bank import AdapterBank
+from personalab.data import write_dataset
+from personalab.data.synth import SynthConfig, synthesize
+from personalab.evaluate.evaluation import evaluate_run
+from personalab.models.base import ModelSpec
+from personalab.rundir import RunConfig, open_run, train_run, training_records
+from personalab.strategies import list_strategies
+
+PLAYBOOK = ("unified", "per_persona", "per_cluster", "weighted_merge", "from_unified", "ensemble", "moe")
+FAST = {"k": 2}
+
+
+@pytest.fixture(scope="module")
+def synth_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    write_dataset(root, *synthesize(SynthConfig(n_personas=8, n_groups=2, examples_per_persona=24, seed=7)))
+    return root
+
+
+def config(data, strategy, **options) -> RunConfig:
+    from personalab.train.presets import resolve_settings
+
+    return RunConfig(data=str(data), strategy=strategy, strategy_options=options,
+                     model=ModelSpec(name="tiny-classifier"), settings=resolve_settings(epochs=1))
+
+
+@pytest.fixture(scope="module")
+def personas_run(synth_dir, tmp_path_factory):
+    """A per_persona run whose unified and persona adapters the other runs reuse."""
+    out = tmp_path_factory.mktemp("personas")
+    train_run(config(synth_dir, "per_persona"), out, progress=False)
+    return out
+
+
+def test_all_playbook_strategies_are_registered():
+    assert set(PLAYBOOK) <= {name for name, _ in list_strategies()}
+
+
+@pytest.mark.parametrize("strategy", [s for s in PLAYBOOK if s not in ("unified", "per_persona")])
+def test_strategy_contract(strategy, synth_dir, personas_run, tmp_path):
+    options = {} if strategy == "per_persona" else FAST
+    train_run(config(synth_dir, strategy, **options), tmp_path, progress=False, reuse=[personas_run])
+    records = training_records(tmp_path)
+    assert records["reused"]["unified"] == str(personas_run)  # never trained twice
+    metrics = evaluate_run(tmp_path, progress=False)
+    assert metrics["n"] > 0 and 0.0 <= metrics["accuracy"] <= 1.0
+    predictions = [json.loads(line) for line in (tmp_path / "eval" / "test" / "predictions.jsonl").read_text().splitlines()]
+    run = open_run(tmp_path)
+    assert all(p["route"] == run.personalizer.describe(p["persona_id"]) for p in predictions)
+    if strategy != "ensemble":
+        assert set(run.personalizer.adapters()) <= set(AdapterBank(tmp_path / "bank").names())
+
+
+def test_reused_persona_adapters_are_the_ones_trained_before(synth_dir, personas_run, tmp_path):
+    train_run(config(synth_dir, "weighted_merge", **FAST), tmp_path, progress=False, reuse=[personas_run])
+    before, after = AdapterBank(personas_run / "bank"), AdapterBank(tmp_path / "bank")
+    persona_names = [n for n in before.names() if n.startswith("persona/")]
+    assert persona_names and set(training_records(tmp_path)["reused"]) >= set(persona_names)
+    assert all(before.entry(n)["files"] == after.entry(n)["files"] for n in persona_names)
+
+
+def test_changed_settings_are_not_reused(synth_dir, personas_run, tmp_path):
+    changed = config(synth_dir, "unified")
+    changed.settings = replace(changed.settings, lr=changed.settings.lr * 2)
+    train_run(changed, tmp_path, progress=False, reuse=[personas_run])
+    assert "reused" not in training_records(tmp_path)
+
+
+def test_from_unified_leaves_the_unified_adapter_unchanged(synth_dir, personas_run, tmp_path):
+    train_run(config(synth_dir, "from_unified", **FAST), tmp_path, progress=False)  # trains its own unified
+    ours, reference = AdapterBank(tmp_path / "bank"), AdapterBank(personas_run / "bank")
+    assert ours.entry("unified")["files"] == reference.entry("unified")["files"]
+    table = json.loads((tmp_path / "personalizer.json").read_text())["table"]
+    assert all(set(route) == {"unified", next(n for n in route if n.startswith("stacked_cluster/"))}
+               for route in table.values())
+
+
+def test_ensemble_weight_one_reproduces_the_first_route(synth_dir, personas_run, tmp_path):
+    train_run(config(synth_dir, "ensemble", weight=1.0, second="per_persona"), tmp_path / "e", progress=False,
+              reuse=[personas_run])
+    train_run(config(synth_dir, "unified"), tmp_path / "u", progress=False, reuse=[personas_run])
+    for run in ("e", "u"):
+        evaluate_run(tmp_path / run, progress=False)
+    # the same numbers up to batch composition (rows are padded with different neighbours)
+    assert np.allclose(_scores(tmp_path / "e"), _scores(tmp_path / "u"), atol=1e-5)
+    records = training_records(tmp_path / "e")["ensemble"]
+    assert records["weight"] == 1.0 and "val_accuracy_playbook_0.6" in records
+
+
+def test_moe_at_temperature_zero_routes_each_persona_to_its_nearest_cluster(synth_dir, personas_run, tmp_path):
+    train_run(config(synth_dir, "moe", temperature=0.0, top_k=2, **FAST), tmp_path, progress=False,
+              reuse=[personas_run])
+    router = json.loads((tmp_path / "router" / "router.json").read_text())
+    from safetensors.numpy import load_file
+
+    keys = load_file(str(tmp_path / "router" / "router.safetensors"))["keys"]
+    from personalab.embed import persona_embeddings
+    from personalab.data import load_dataset
+
+    embeddings = persona_embeddings(load_dataset(synth_dir), source="inputs")
+    table = json.loads((tmp_path / "personalizer.json").read_text())["table"]
+    for pid, vector in zip(embeddings.ids, embeddings.matrix):
+        nearest = router["experts"][int(np.argmax(keys @ vector))]
+        assert table[pid] == {nearest: 1.0}
+
+
+def test_moe_routes_held_out_personas_without_adapters(synth_dir, personas_run, tmp_path):
+    cfg = config(synth_dir, "moe", **FAST)
+    cfg.holdout = 0.3
+    train_run(cfg, tmp_path, progress=False)
+    held = training_records(tmp_path)["held_out_personas"]
+    assert held
+    table = json.loads((tmp_path / "personalizer.json").read_text())["table"]
+    assert all(pid in table and all(n.startswith("cluster/") for n in table[pid]) for pid in held)
+    assert set(training_records(tmp_path)["moe"]["routed_by_profile"]) == set(held)
+    metrics = evaluate_run(tmp_path, progress=False)
+    assert metrics["cold_start"]["personas"] == len(held) and metrics["cold_start"]["rows"] > 0
+
+
+def _scores(run_dir) -> np.ndarray:
+    lines = (run_dir / "eval" / "test" / "predictions.jsonl").read_text().splitlines()
+    return np.array([[v for v in json.loads(line)["scores"].values()] for line in lines])
