@@ -107,8 +107,8 @@ def train_run(
     out = Path(out)
     if (out / PERSONALIZER).exists() and not force:
         raise PersonalabError(f"{out} already holds a trained run; pass --force to overwrite it, or choose another --out")
+    strategy = get_strategy(config.strategy, **config.strategy_options)  # bad options fail first
     dataset = load_dataset(config.data)
-    strategy = get_strategy(config.strategy, **config.strategy_options)
     held_out = config.held_out(dataset)
     dataset = without_training_rows(dataset, held_out)
     backend = _backend(config, dataset)

@@ -128,3 +128,18 @@ def test_every_shipped_config_loads(path, tmp_path):
     config = config_from_args(args)
     assert config.strategy == "unified"
     assert RunConfig.from_dict(config.to_dict()) == config
+
+
+def test_cli_strategy_options_presets_and_holdout(tmp_path, capsys):
+    def parsed(*flags):
+        return config_from_args(build_parser().parse_args(["train", "--out", str(tmp_path), "--data", "x", *flags]))
+
+    config = parsed("--strategy", "per_cluster:constrained", "--set", "k=4", "--set", "source=profile", "--holdout", "0.1")
+    assert (config.strategy, config.preset, config.holdout) == ("per_cluster", "constrained", 0.1)
+    assert config.strategy_options == {"k": 4, "source": "profile"}
+    assert config.settings.r == 4  # the constrained preset
+    assert RunConfig.from_dict(config.to_dict()) == config
+    assert main(["train", "--data", "x", "--out", str(tmp_path), "--set", "k"]) == 2
+    assert "expected KEY=VALUE" in capsys.readouterr().err
+    assert main(["train", "--data", "x", "--out", str(tmp_path), "--strategy", "per_cluster", "--set", "kk=3"]) == 2
+    assert "has no option kk" in capsys.readouterr().err

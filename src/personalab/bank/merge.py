@@ -37,7 +37,7 @@ import torch
 
 from personalab.bank.names import peft_adapter_name
 from personalab.bank.store import AdapterBank
-from personalab.engine import LoraWeights, read_peft_adapter
+from personalab.engine import LoraWeights
 from personalab.engine.merge import merge_exact, merge_svd, pad_rank, relative_errors
 
 METHODS = ("exact", "svd")
@@ -187,7 +187,7 @@ def _warn_if_rescaled(merged: dict[str, LoraWeights], combination_type: str) -> 
 
 
 def _read_sources(bank: AdapterBank, names: Sequence[str]) -> list[dict[str, LoraWeights]]:
-    return [read_peft_adapter(bank.path(name)) for name in names]
+    return [bank.read_weights(name) for name in names]
 
 
 def _save(
@@ -214,5 +214,5 @@ def _save(
         **(details or {}),
     }
     base = (bank.entry(names[0]).get("base_model") or {}).get("name_or_path")
-    folder = bank.save_weights(out_name, merged, base, merge=record, **manifest)
+    folder = bank.save_weights(out_name, merged, base, source="merged", merge=record, **manifest)
     return MergeResult(name=out_name, folder=folder, method=method, rank=rank, errors=dict(errors))

@@ -18,7 +18,6 @@ from __future__ import annotations
 import difflib
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -264,11 +263,21 @@ class AdapterBank:
             engine.add_adapter(name, adapter)
         return engine
 
-    def save_weights(self, name: str, weights: Any, base_model_name_or_path: str, **meta: Any) -> Path:
-        """Save engine weights (``{module_path: LoraWeights}``) as bank adapter ``name``."""
-        with tempfile.TemporaryDirectory(dir=self.root.parent if self.root.parent.exists() else None) as tmp:
-            folder = write_peft_adapter(Path(tmp) / "adapter", weights, base_model_name_or_path)
-            return self.import_adapter(name, folder, **meta)
+    def read_weights(self, name: str) -> dict[str, Any]:
+        """Adapter ``name`` as engine weights (``{module_path: LoraWeights}``), after checking
+        its files are the ones the manifest recorded."""
+        folder, _ = self._verified(name)
+        return read_peft_adapter(folder)
+
+    def save_weights(self, name: str, weights: Any, base_model_name_or_path: str, source: str = "trained",
+                     **meta: Any) -> Path:
+        """Save engine weights (``{module_path: LoraWeights}``) as bank adapter ``name``;
+        ``source`` says where they came from ("trained", "merged", ...)."""
+        adapter_directory(name)
+        base = describe_base(base_model_name_or_path)
+        with staging_folder(self.root / STAGING) as staging:
+            write_peft_adapter(staging / "adapter", weights, base_model_name_or_path)
+            return self._commit(name, staging, base, _fields(source=source, extra=meta, **_meta_fields(meta)))
 
     def _checked_against(self, name: str, target: dict[str, Any]) -> Path:
         folder, entry = self._verified(name)
@@ -322,6 +331,11 @@ def _fields(*, extra: dict[str, Any], **fields: Any) -> dict[str, Any]:
     if clashes:
         raise ValueError(f"these manifest fields are set by the bank itself: {', '.join(clashes)}")
     return {**fields, **extra}
+
+
+def _meta_fields(meta: dict[str, Any]) -> dict[str, Any]:
+    """Pop the standard fields (data, scores, config_hash) out of ``meta``, as ``save`` takes them."""
+    return {key: meta.pop(key, None) for key in ("data", "scores", "config_hash")}
 
 
 def _merged_base(bank_base: dict[str, Any] | None, base: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from personalab.strategies import list_strategies
+    from personalab.strategies.registry import strategy_options
     from personalab.train.presets import PRESETS
 
     if args.what == "strategies":
@@ -27,6 +28,10 @@ def run(args: argparse.Namespace) -> int:
         width = max(len(name) for name, _ in rows)
         for name, summary in rows:
             print(f"{name:<{width}}  {summary}")
+            options = ", ".join(f"{k}={v}" for k, v in strategy_options(name).items())
+            if options:
+                print(f"{'':<{width}}  options: {options}")
+        print("\nset options with --set KEY=VALUE; add --preset constrained to any strategy that trains")
     else:
         for name, settings in PRESETS.items():
             values = ", ".join(f"{k}={_show(v)}" for k, v in settings.to_dict().items())

@@ -36,7 +36,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--data", help="dataset folder (personas.jsonl, examples.jsonl, dataset.yaml)")
     parser.add_argument("--out", required=True, type=Path, help="run directory to create")
-    parser.add_argument("--strategy", help="strategy name (default: unified)")
+    parser.add_argument("--strategy", help="strategy name (default: unified); NAME:PRESET also picks the preset, e.g. per_cluster:constrained")
     parser.add_argument("--on-top-of", metavar="ADAPTER", help="per_persona: train each persona adapter with this one (unified) active and frozen beneath")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="options",
                         help="a strategy option, e.g. --set k=8 --set on_top_of=unified (repeatable; see `personalab ls strategies`)")
@@ -94,14 +94,15 @@ def config_from_args(args: argparse.Namespace) -> "RunConfig":
         "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "r": args.r, "alpha": args.alpha,
         "target_roles": args.targets.split(",") if args.targets else None,
     }
-    preset = args.preset or file.get("preset", "default")
+    strategy = args.strategy or file.get("strategy", "unified")
+    strategy, _, suffix = strategy.partition(":")  # "per_cluster:constrained" names a preset too
+    preset = args.preset or suffix or file.get("preset", "default")
     settings = resolve_settings(preset, **{**file.get("settings", {}), **{k: v for k, v in flags.items() if v is not None}})
     seed = args.seed if args.seed is not None else int(file.get("seed", 0))
     try:
         spec = ModelSpec(**model)
     except TypeError as error:
         raise PersonalabError(f"bad model settings in {args.config}: {error}") from None
-    strategy = args.strategy or file.get("strategy", "unified")
     options = dict(file.get("strategy_options") or {})
     options.update(parse_options(args.options))
     if args.on_top_of:
@@ -145,7 +146,7 @@ def _read_config(path: Path) -> dict[str, Any]:
         raise PersonalabError(f"{path}: invalid YAML: {error}") from None
     if not isinstance(data, dict):
         raise PersonalabError(f"{path}: a run config must be a mapping of keys to values")
-    unknown = sorted(set(data) - {"data", "strategy", "strategy_options", "preset", "seed", "model", "settings"})
+    unknown = sorted(set(data) - {"data", "strategy", "strategy_options", "preset", "seed", "holdout", "model", "settings"})
     if unknown:
         raise PersonalabError(f"{path}: unknown key(s) {unknown}")
     return data

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from personalab.data.schema import Example
-from personalab.engine import MultiLoraModel, Route, mix_scores
+from personalab.engine import MultiLoraModel, mix_scores
 from personalab.engine.ensemble import Space
 from personalab.models.base import Backend
 from personalab.strategies.personalizer import Ensemble, Personalizer, RoutingTable

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from personalab.bank import AdapterBank
 from personalab.data.schema import Dataset
-from personalab.strategies.personalizer import Ensemble, Personalizer, RoutingTable  # noqa: F401
+from personalab.strategies.personalizer import Personalizer, RoutingTable  # noqa: F401  (re-exported)
 from personalab.models.base import Backend
 from personalab.train.presets import TrainSettings
 

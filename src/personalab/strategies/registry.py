@@ -35,3 +35,9 @@ def get_strategy(name: str, **options) -> Strategy:
 
 def list_strategies() -> list[tuple[str, str]]:
     return [(name, cls.summary) for name, cls in sorted(_REGISTRY.items())]
+
+
+def strategy_options(name: str) -> dict[str, object]:
+    """A strategy's options (``--set KEY=VALUE``) and their defaults."""
+    parameters = inspect.signature(_REGISTRY[name]).parameters.values()
+    return {p.name: p.default for p in parameters}

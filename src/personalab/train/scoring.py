@@ -4,7 +4,7 @@ own route. Used by evaluation, and by strategies that choose something on valida
 
 from __future__ import annotations
 
-from typing import Sequence
+
 
 import numpy as np
 import torch

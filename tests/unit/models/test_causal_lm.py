@@ -114,16 +114,17 @@ def test_prompts_are_truncated_from_the_left(tiny_causal_lm_path):
     assert short.prompt_ids(ROWS[1]) == full[-10:]
 
 
-def test_collate_masks_prompt_and_padding_in_the_labels(backend):
+def test_collate_left_pads_and_masks_prompt_and_padding_in_the_labels(backend):
     batch = backend.collate(ROWS)
     width = batch["input_ids"].shape[1]
     for i, row in enumerate(ROWS):
         prompt, target = backend.prompt_ids(row), backend.continuation_ids(row.output)
         length = len(prompt) + len(target)
-        assert batch["input_ids"][i, :length].tolist() == prompt + target
-        assert batch["attention_mask"][i].tolist() == [1] * length + [0] * (width - length)
-        padding = [-100] * (width - length)
-        assert batch["labels"][i].tolist() == [-100] * len(prompt) + target + padding
+        pad = width - length
+        assert batch["input_ids"][i, pad:].tolist() == prompt + target
+        assert batch["attention_mask"][i].tolist() == [0] * pad + [1] * length
+        assert batch["position_ids"][i, pad:].tolist() == list(range(length))
+        assert batch["labels"][i].tolist() == [-100] * (pad + len(prompt)) + target
 
 
 def test_loss_is_the_mean_nll_of_the_target_tokens_only(backend):
