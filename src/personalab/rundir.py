@@ -150,8 +150,10 @@ def open_run(root: Path) -> Run:
 
 
 def _trained_run(root: Path) -> Path:
-    if not (root / PERSONALIZER).exists():
-        raise PersonalabError(f"--reuse {root}: not a trained run directory (no {PERSONALIZER})")
+    # A bank holds only complete adapters, so a run still training (or killed) can lend the
+    # ones it has finished.
+    if not (root / "bank" / "manifest.json").exists():
+        raise PersonalabError(f"--reuse {root}: no adapter bank there (not a run directory, or nothing trained yet)")
     return root
 
 

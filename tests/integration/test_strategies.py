@@ -132,3 +132,17 @@ def test_moe_routes_held_out_personas_without_adapters(synth_dir, personas_run, 
 def _scores(run_dir) -> np.ndarray:
     lines = (run_dir / "eval" / "test" / "predictions.jsonl").read_text().splitlines()
     return np.array([[v for v in json.loads(line)["scores"].values()] for line in lines])
+
+
+def test_weighted_merge_materialized_equals_the_mixture_it_merges(synth_dir, personas_run, tmp_path):
+    for name, materialize in (("mixture", False), ("merged", True)):
+        train_run(config(synth_dir, "weighted_merge", materialize=materialize, temperature=1.0, **FAST),
+                  tmp_path / name, progress=False, reuse=[personas_run])
+        evaluate_run(tmp_path / name, progress=False)
+    mixture = json.loads((tmp_path / "mixture" / "personalizer.json").read_text())["table"]
+    assert max(len(route) for route in mixture.values()) > 1  # a real mixture, several adapters
+    merged = json.loads((tmp_path / "merged" / "personalizer.json").read_text())["table"]
+    assert all(len(route) == 1 and next(iter(route)).startswith("merged/") for route in merged.values())
+    assert np.allclose(_scores(tmp_path / "mixture"), _scores(tmp_path / "merged"), atol=1e-4)
+    records = training_records(tmp_path / "merged")["merge"]["materialized"]
+    assert records and all(r["max_relative_error"] < 1e-5 for r in records.values())

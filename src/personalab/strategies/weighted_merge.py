@@ -7,14 +7,17 @@ own persona's validation rows and ``e_j`` its persona's embedding; every persona
 cluster routes to that mixture. With ``neighbourhood="knn"`` each persona instead mixes its
 ``top_k`` nearest persona adapters, with ``cos(e_p, e_j)`` in place of the centroid term.
 
-The route is the exact weight-space mixture; ``personalab.bank.merge`` materializes it as one
-PEFT adapter (exactly, by concatenation, or compressed by SVD) for export.
+With ``materialize`` (the default) each cluster's mixture is merged into one bank adapter
+``merged/<run>-cluster-<c>`` at the smallest rank that loses nothing (its relative error, only
+rounding, is recorded) and personas route to it: one adapter per row instead of a mixture of
+dozens, and a plain PEFT adapter to export. Without it the route is the mixture itself.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from personalab.bank.merge import materialize_lossless
 from personalab.engine import Route
 from personalab.errors import PersonalabError
 from personalab.strategies.base import FitContext, RoutingTable
@@ -39,6 +42,19 @@ def softmax_weights(logits: np.ndarray, temperature: float, top_k: int | None) -
     return weights
 
 
+def materialized(context: FitContext, table: dict[str, Route]) -> dict[str, Route]:
+    """Each distinct mixture of ``table`` merged into one bank adapter; personas routed to it."""
+    merged, records = {}, {}
+    for i, route in enumerate(dict.fromkeys(table.values())):
+        name = f"merged/{context.config_hash[:8] or 'run'}-{i}"
+        names, weights = zip(*route.weights)
+        result = materialize_lossless(context.bank, names, weights, name, config_hash=context.config_hash)
+        merged[route] = Route.single(name)
+        records[name] = {"mixture": route.to_json(), "rank": result.rank, "max_relative_error": result.max_error}
+    context.records.setdefault("merge", {})["materialized"] = records
+    return {pid: merged[route] for pid, route in table.items()}
+
+
 def persona_scores(context: FitContext, personas: list[str]) -> dict[str, float]:
     """Each persona adapter's accuracy on its own persona's validation rows."""
     val = rows_by_persona(context.dataset, "val")
@@ -54,13 +70,14 @@ class WeightedMerge:
     summary = "per cluster, persona adapters merged by softmax(val accuracy x cosine to centroid / T); no extra training"
 
     def __init__(self, neighbourhood: str = "cluster", top_k: int | None = None, temperature: float = 0.1,
-                 k: int | None = None, k_min: int = 2, k_max: int = 8, method: str = "kmeans",
-                 source: str = "inputs", min_train_rows: int = 8, batch_size: int = 8):
+                 materialize: bool = True, k: int | None = None, k_min: int = 2, k_max: int = 8,
+                 method: str = "kmeans", source: str = "inputs", min_train_rows: int = 8, batch_size: int = 8):
         if neighbourhood not in ("cluster", "knn"):
             raise PersonalabError(f"weighted_merge neighbourhood must be 'cluster' or 'knn', not {neighbourhood!r}")
         if temperature < 0:
             raise PersonalabError(f"weighted_merge temperature must be >= 0, not {temperature}")
         self.neighbourhood, self.top_k, self.temperature = neighbourhood, top_k, temperature
+        self.materialize = materialize
         self.grouping = Grouping(k, k_min, k_max, method, source)
         self.min_train_rows, self.batch_size = min_train_rows, batch_size
 
@@ -77,6 +94,8 @@ class WeightedMerge:
             table = self._knn_routes(groups, with_adapter, scores)
         context.records["merge"] = {"persona_val_accuracy": scores, "temperature": self.temperature,
                                     "top_k": self.top_k, "neighbourhood": self.neighbourhood}
+        if self.materialize and self.neighbourhood == "cluster":
+            table = materialized(context, table)
         return RoutingTable(default=Route.single(UNIFIED), table=table)
 
     def _cluster_routes(self, groups: Groups, with_adapter: list[str], scores: dict[str, float]) -> dict[str, Route]:
