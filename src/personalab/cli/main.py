@@ -13,7 +13,7 @@ from personalab.errors import PersonalabError
 
 # Each module defines ``register(subparsers)``, which adds its parser and sets ``func``.
 SUBCOMMANDS = (
-    "demo", "synth", "import_", "validate", "cluster", "train", "evaluate", "ls"
+    "demo", "synth", "import_", "validate", "cluster", "train", "evaluate", "compare", "ls"
 )
 
 DESCRIPTION = """\
@@ -26,6 +26,7 @@ typical session:
   personalab cluster --data data/synth              # are there clusters worth training?
   personalab train --data data/synth --strategy unified --out runs/unified
   personalab evaluate runs/unified
+  personalab compare runs/unified runs/per_persona  # paired test on the same test rows
 """
 
 

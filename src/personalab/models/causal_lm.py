@@ -25,6 +25,7 @@ from jinja2.exceptions import TemplateError
 from personalab.data.schema import Example
 from personalab.models.base import ModelSpec, route_id_tensor
 from personalab.models.loading import ResolvedModel, load_pretrained, load_tokenizer, resolve_model
+from personalab.models.packed_choices import PACKABLE, packed_choice_logprobs
 from personalab.models.rows import allowed_choices, chunks, eval_mode, model_device, profile_of
 from personalab.models.targets import target_modules_for
 
@@ -58,6 +59,7 @@ class CausalLMBackend:
         self.device = model_device(self.model)
         self.uses_chat_template = bool(getattr(self.tokenizer, "chat_template", None))
         self._keeps_logits = "logits_to_keep" in inspect.signature(self.model.forward).parameters
+        self._attention = getattr(self.model.config, "_attn_implementation", None)
         self._prompt_cache: dict[tuple, tuple[int, ...]] = {}
         self._continuation_cache: dict[str, tuple[int, ...]] = {}
         self._continuations = {choice: self.continuation_ids(choice) for choice in self.choices}
@@ -179,28 +181,42 @@ class CausalLMBackend:
         rows: Sequence[Example],
         route_ids: Sequence[int] | torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """``[len(rows), len(choices)]``; -inf where a row does not allow the choice. Every
-        (row, allowed choice) pair is one sequence; ``score_batch_size`` sequences per forward.
-        With ``route_ids`` (one per row) each sequence is routed by its row's id."""
+        """``[len(rows), len(choices)]``; -inf where a row does not allow the choice. With
+        ``route_ids`` (one per row) each row is routed by its id. A row's choices share one
+        pass over its prompt (``packed_choices``) when the attention takes a custom mask;
+        otherwise each (row, choice) pair is its own sequence."""
         ids = None if route_ids is None else route_id_tensor(route_ids, len(rows))
         scores = torch.full((len(rows), len(self.choices)), float("-inf"))
-        prompts = [self.prompt_ids(row) for row in rows]
-        pairs = [
-            (i, self.choices.index(choice))
-            for i, row in enumerate(rows)
-            for choice in allowed_choices(row, self.choices)
-        ]
         with eval_mode(model):
-            for batch in chunks(pairs, self.score_batch_size):
-                continuations = [self._continuations[self.choices[k]] for _, k in batch]
-                batch_prompts = [prompts[i] for i, _ in batch]
-                batch_ids = None if ids is None else ids[[i for i, _ in batch]]
-                sums = continuation_logprobs(
-                    model, batch_prompts, continuations, self.tokenizer.pad_token_id, batch_ids,
-                    keep_logits=self._keeps_logits,
-                )
-                scores[[i for i, _ in batch], [k for _, k in batch]] = sums.cpu()
+            if self._attention in PACKABLE:
+                self._packed_scores(model, rows, ids, scores)
+            else:
+                self._pairwise_scores(model, rows, ids, scores)
         return scores
+
+    def _packed_scores(self, model, rows, ids, scores) -> None:
+        for part in chunks(list(range(len(rows))), self.score_batch_size):
+            allowed = [[self.choices.index(c) for c in allowed_choices(rows[i], self.choices)] for i in part]
+            sums = packed_choice_logprobs(
+                model, [self.prompt_ids(rows[i]) for i in part],
+                [[self._continuations[self.choices[k]] for k in ks] for ks in allowed],
+                self.tokenizer.pad_token_id, additive_mask=self._attention == "eager",
+                route_ids=None if ids is None else ids[part], keep_logits=self._keeps_logits,
+            )
+            for i, ks, row_sums in zip(part, allowed, sums):
+                scores[i, ks] = row_sums
+
+    def _pairwise_scores(self, model, rows, ids, scores) -> None:
+        prompts = [self.prompt_ids(row) for row in rows]
+        pairs = [(i, self.choices.index(c)) for i, row in enumerate(rows) for c in allowed_choices(row, self.choices)]
+        for batch in chunks(pairs, self.score_batch_size):
+            continuations = [self._continuations[self.choices[k]] for _, k in batch]
+            batch_ids = None if ids is None else ids[[i for i, _ in batch]]
+            sums = continuation_logprobs(
+                model, [prompts[i] for i, _ in batch], continuations, self.tokenizer.pad_token_id, batch_ids,
+                keep_logits=self._keeps_logits,
+            )
+            scores[[i for i, _ in batch], [k for _, k in batch]] = sums.cpu()
 
     def generate(
         self, model: torch.nn.Module, rows: Sequence[Example], max_new_tokens: int = 32

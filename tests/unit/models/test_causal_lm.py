@@ -166,3 +166,16 @@ def test_a_row_choice_outside_the_label_set_is_refused(backend):
     with pytest.raises(PersonalabError, match="sarcastic"):
         row = Example("ana", "x", "no", "train", choices=("no", "sarcastic"))
         backend.scores(backend.model, [row])
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager", "other"])
+def test_packed_choices_score_like_one_sequence_per_choice(backend, attention, monkeypatch):
+    """Choices sharing the prompt in one sequence (sdpa: boolean mask, eager: additive) give
+    the scores of the plain one-sequence-per-choice path ("other" takes that path)."""
+    assert backend._attention == "sdpa"  # the packed path is the one normally taken
+    pairwise = torch.full((len(ROWS), len(CHOICES)), float("-inf"))
+    backend._pairwise_scores(backend.model, ROWS, None, pairwise)
+    monkeypatch.setattr(backend, "_attention", attention)
+    if attention == "eager":
+        monkeypatch.setattr(backend.model.config, "_attn_implementation", "eager")
+    assert torch.allclose(backend.scores(backend.model, ROWS), pairwise, atol=1e-4)

@@ -1,0 +1,175 @@
+"""``personalab compare`` through the real entry point, on two fake evaluated run folders (no
+model is trained): the table, the JSON, the help, and exit code 2 for runs that cannot be paired."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+
+from personalab.cli import main as cli_main
+from personalab.evaluate.compare import compare_runs
+from personalab.evaluate.stats import paired_comparison, per_persona_comparison
+
+
+@pytest.fixture
+def run(monkeypatch, capsys):
+    """``run(*argv) -> (exit code, stdout, stderr)``, with only the compare subcommand."""
+    monkeypatch.setattr(cli_main, "SUBCOMMANDS", ("compare",))
+
+    def run_cli(*argv) -> tuple[int, str, str]:
+        try:
+            code = cli_main.main([str(a) for a in argv])
+        except SystemExit as stop:  # argparse: --help, or a usage error
+            code = stop.code
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run_cli
+
+
+def make_rows(accuracy, seed, personas=8, per_persona=12):
+    rng = random.Random(seed)
+    rows = []
+    for p in range(personas):
+        for i in range(per_persona):
+            output = "yes" if (p + i) % 3 else "no"
+            right = rng.random() < accuracy
+            predicted = output if right else ("no" if output == "yes" else "yes")
+            rows.append({"persona_id": f"p{p}", "example_id": f"e{p}-{i}", "input": f"text {i}",
+                         "output": output, "predicted": predicted, "correct": right,
+                         "route": {"unified": 1.0}, "scores": {"no": 0.0, "yes": 0.0}})
+    return rows
+
+
+def write_run(root, rows, strategy, split="test"):
+    folder = root / "eval" / split
+    folder.mkdir(parents=True)
+    (folder / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    (folder / "metrics.json").write_text(json.dumps({"strategy": strategy, "model": "tiny", "split": split}))
+    return root
+
+
+@pytest.fixture
+def runs(tmp_path):
+    a = write_run(tmp_path / "unified", make_rows(0.55, seed=1), "unified")
+    b = write_run(tmp_path / "persona", make_rows(0.8, seed=2), "per_persona")
+    return a, b
+
+
+def test_prints_the_table(run, runs):
+    a, b = runs
+    code, out, err = run("compare", a, b, "--resamples", 999)
+    assert code == 0, err
+    result = compare_runs(a, b, n_resamples=999)
+    overall = result["overall"]
+    assert out.startswith(f"B = per_persona ({b})  vs  A = unified ({a})")
+    assert "test split: 96 paired rows, 8 personas" in out
+    assert f"{overall['accuracy_a']:.2%}" in out and f"{overall['accuracy_b']:.2%}" in out
+    assert f"{overall['ci_low'] * 100:+.2f} to {overall['ci_high'] * 100:+.2f} pts" in out
+    assert f"{overall['difference'] * 100:+.2f} pts" in out
+    assert "McNemar exact p" in out and "after holm correction" in out
+    personas = result["per_persona"]
+    assert f"{personas['improved']} better, {personas['equal']} equal, {personas['worse']} worse" in out
+
+
+def test_result_matches_the_statistics_on_the_aligned_rows(runs):
+    a, b = runs
+    rows_a = make_rows(0.55, seed=1)
+    rows_b = make_rows(0.8, seed=2)
+    correct_a = np.array([r["correct"] for r in rows_a])
+    correct_b = np.array([r["correct"] for r in rows_b])
+    result = compare_runs(a, b, n_resamples=499, seed=4, correction="fdr_bh")
+    assert result["overall"] == paired_comparison(correct_a, correct_b, n_resamples=499, seed=4).to_dict()
+    ids = [r["persona_id"] for r in rows_a]
+    assert result["per_persona"] == per_persona_comparison(ids, correct_a, correct_b, method="fdr_bh").to_dict()
+    assert result["a"]["strategy"] == "unified" and result["b"]["strategy"] == "per_persona"
+
+
+def test_rows_are_paired_by_key_not_by_file_order(tmp_path, runs):
+    a, b = runs
+    shuffled = make_rows(0.8, seed=2)
+    random.Random(0).shuffle(shuffled)
+    c = write_run(tmp_path / "shuffled", shuffled, "per_persona")
+    assert compare_runs(a, c, n_resamples=199)["overall"] == compare_runs(a, b, n_resamples=199)["overall"]
+
+
+def test_rows_without_example_id_pair_by_input(tmp_path):
+    rows_a, rows_b = make_rows(0.5, seed=1), make_rows(0.7, seed=2)
+    for rows in (rows_a, rows_b):
+        for i, row in enumerate(rows):
+            row["example_id"], row["input"] = None, f"text {i}"
+    rows_b.reverse()
+    a = write_run(tmp_path / "a", rows_a, "unified")
+    b = write_run(tmp_path / "b", rows_b, "per_persona")
+    result = compare_runs(a, b, n_resamples=99)
+    expected = paired_comparison([r["correct"] for r in rows_a], [r["correct"] for r in reversed(rows_b)], n_resamples=99)
+    assert result["overall"] == expected.to_dict()
+
+
+def test_writes_json(run, runs, tmp_path):
+    a, b = runs
+    out_file = tmp_path / "cmp.json"
+    code, out, err = run("compare", a, b, "--resamples", 299, "--seed", 3, "--correction", "fdr_bh", "--json", out_file)
+    assert code == 0, err
+    assert f"wrote {out_file}" in out
+    data = json.loads(out_file.read_text())
+    assert data == json.loads(json.dumps(compare_runs(a, b, n_resamples=299, seed=3, correction="fdr_bh")))
+    assert len(data["per_persona"]["personas"]) == 8
+
+
+def test_same_run_twice_is_no_difference(run, runs):
+    a, _ = runs
+    code, out, err = run("compare", a, a)
+    assert code == 0, err
+    assert "+0.00 to +0.00 pts" in out and "1.0000" in out and "exact" in out
+    assert "0 better, 8 equal, 0 worse" in out
+
+
+def test_help_teaches_what_the_numbers_mean(run):
+    code, out, _ = run("compare", "--help")
+    assert code == 0
+    assert "paired" in out and "same rows" in out.replace("\n", " ")
+    assert "McNemar" in out and "disagree" in out and "B - A" in out and "bootstrap" in out
+
+
+def test_mismatched_rows_exit_2_with_counts(run, runs, tmp_path):
+    a, _ = runs
+    fewer = write_run(tmp_path / "fewer", make_rows(0.8, seed=2)[:-5], "per_persona")
+    code, out, err = run("compare", a, fewer)
+    assert code == 2 and out == ""
+    assert "not evaluated on the same test rows" in err
+    assert "has 96" in err and "has 91" in err and "91 in both" in err and "5 only in" in err
+    assert "Traceback" not in err
+
+
+def test_different_gold_labels_exit_2(run, runs, tmp_path):
+    a, _ = runs
+    rows = make_rows(0.8, seed=2)
+    rows[3]["output"] = "maybe"
+    other = write_run(tmp_path / "other", rows, "per_persona")
+    code, _, err = run("compare", a, other)
+    assert code == 2 and "evaluated on different data" in err
+
+
+def test_missing_evaluation_exit_2(run, runs, tmp_path):
+    a, _ = runs
+    (tmp_path / "trained").mkdir()
+    code, _, err = run("compare", a, tmp_path / "trained")
+    assert code == 2
+    assert "has not been evaluated on the test split" in err and f"personalab evaluate {tmp_path / 'trained'}" in err
+    code, _, err = run("compare", a, a, "--split", "val")
+    assert code == 2 and "--split val" in err
+    code, _, err = run("compare", a, tmp_path / "nowhere")
+    assert code == 2 and "no such run directory" in err
+
+
+def test_broken_predictions_exit_2(run, runs, tmp_path):
+    a, _ = runs
+    broken = write_run(tmp_path / "broken", make_rows(0.8, seed=2), "per_persona")
+    with open(broken / "eval" / "test" / "predictions.jsonl", "a") as handle:
+        handle.write("{not json\n")
+    code, _, err = run("compare", a, broken)
+    assert code == 2 and "invalid JSON" in err and ":97:" in err
