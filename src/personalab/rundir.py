@@ -51,6 +51,8 @@ class RunConfig:
     preset: str = "default"
     seed: int = 0
     holdout: float = 0.0  # fraction of personas kept out of all training (cold-start test)
+    augment: list[Any] = field(default_factory=list)  # augmenters of the train split (modifier)
+    augment_copies: int = 2  # augmented copies per train row: 2 gives the playbook's 3x data
     model: ModelSpec = field(default_factory=ModelSpec)
     settings: TrainSettings = field(default_factory=TrainSettings)
 
@@ -62,6 +64,8 @@ class RunConfig:
             "preset": self.preset,
             "seed": self.seed,
             "holdout": self.holdout,
+            "augment": list(self.augment),
+            "augment_copies": self.augment_copies,
             "model": asdict(self.model),
             "settings": self.settings.to_dict(),
         }
@@ -75,6 +79,8 @@ class RunConfig:
             preset=data.get("preset", "default"),
             seed=int(data.get("seed", 0)),
             holdout=float(data.get("holdout", 0.0)),
+            augment=list(data.get("augment") or []),
+            augment_copies=int(data.get("augment_copies", 2)),
             model=ModelSpec(**data.get("model", {})),
             settings=_settings(data.get("settings", {})),
         )
@@ -111,6 +117,7 @@ def train_run(
     dataset = load_dataset(config.data)
     held_out = config.held_out(dataset)
     dataset = without_training_rows(dataset, held_out)
+    dataset, augmented = _augmented(config, dataset)
     backend = _backend(config, dataset)
     out.mkdir(parents=True, exist_ok=True)
     # The personalizer marks a complete run: drop it first so that a crash while retraining
@@ -128,6 +135,8 @@ def train_run(
         reuse=[_trained_run(Path(r)) for r in reuse],
     )
     context.records["held_out_personas"] = held_out
+    if augmented:
+        context.records["augment"] = augmented
     started = time.perf_counter()
     personalizer = strategy.fit(context)
     context.records["seconds"] = time.perf_counter() - started
@@ -147,6 +156,17 @@ def open_run(root: Path) -> Run:
     load_head(backend, root)
     model = AdapterBank(root / "bank").load_engine(backend.model, personalizer.adapters())
     return Run(root, config, dataset, backend, personalizer, model)
+
+
+def _augmented(config: RunConfig, dataset: Dataset) -> tuple[Dataset, dict[str, Any] | None]:
+    """The dataset with augmented train rows (val and test untouched), and the report."""
+    if not config.augment:
+        return dataset, None
+    from personalab.augment import augment_dataset
+
+    augmented, report = augment_dataset(dataset, config.augment, copies=config.augment_copies, seed=config.seed)
+    print(report.summary())
+    return augmented, report.to_dict()
 
 
 def _trained_run(root: Path) -> Path:

@@ -146,3 +146,18 @@ def test_weighted_merge_materialized_equals_the_mixture_it_merges(synth_dir, per
     assert np.allclose(_scores(tmp_path / "mixture"), _scores(tmp_path / "merged"), atol=1e-4)
     records = training_records(tmp_path / "merged")["merge"]["materialized"]
     assert records and all(r["max_relative_error"] < 1e-5 for r in records.values())
+
+
+def test_augment_modifies_only_the_train_rows_a_strategy_trains_on(synth_dir, tmp_path):
+    from personalab.data import load_dataset
+
+    cfg = config(synth_dir, "unified")
+    cfg.augment, cfg.augment_copies = ["swap", "context_noise"], 2
+    train_run(cfg, tmp_path, progress=False)
+    report = training_records(tmp_path)["augment"]
+    dataset = load_dataset(synth_dir)
+    n_train = len(dataset.split("train"))
+    trained_rows = AdapterBank(tmp_path / "bank").entry("unified")["data"]["rows"]
+    assert trained_rows == n_train + report["added"] and n_train < trained_rows <= 3 * n_train
+    assert set(report["augmenters"]) == {"swap", "context_noise"}
+    assert evaluate_run(tmp_path, progress=False)["n"] == len(dataset.split("test"))

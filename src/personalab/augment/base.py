@@ -84,8 +84,9 @@ def tokenize(text: str) -> list[Token]:
 
 def detokenize(tokens: Sequence[Token]) -> str:
     """The text back, with single spaces where the original had whitespace."""
-    pieces = [(" " if token.space_before and i else "") + token.text for i, token in enumerate(tokens)]
-    return "".join(pieces)
+    return "".join(
+        (" " if token.space_before and i else "") + token.text for i, token in enumerate(tokens)
+    )
 
 
 def word_positions(tokens: Sequence[Token]) -> list[int]:

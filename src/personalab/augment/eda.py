@@ -44,7 +44,12 @@ class SwapAugmenter:
         if len(words) < 2:
             return text
         for _ in range(edit_count(self.rate, len(words))):
-            i, j = rng.sample(words, 2)
+            i = rng.choice(words)
+            # Swapping two equal words ("a" ... "a") would change nothing.
+            partners = [j for j in words if tokens[j].text != tokens[i].text]
+            if not partners:
+                continue
+            j = rng.choice(partners)
             # Swap the words, not the spacing: each position keeps its own whitespace flag.
             tokens[i], tokens[j] = (
                 Token(tokens[j].text, tokens[i].space_before),

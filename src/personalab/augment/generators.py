@@ -15,12 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
-import torch
-import transformers
-
 from personalab.errors import PersonalabError
-from personalab.models.base import ModelSpec
-from personalab.models.loading import load_pretrained, load_tokenizer, resolve_model
+
+# torch, transformers and personalab.models are imported where a model is loaded or run, so
+# that the word-level augmenters (and ``import personalab.augment``) stay light.
 
 
 class TextGenerator(Protocol):
@@ -49,17 +47,23 @@ class DecodeSettings:
     """Nucleus sampling mass (only with ``sample``)."""
 
 
-def load_local(path: str | Path, auto_class: Any, device: str = "auto") -> tuple[Any, Any]:
-    """(model, tokenizer) from a local model folder, with personalab's loading rules."""
+def load_local(path: str | Path, auto_class_name: str, device: str = "auto") -> tuple[Any, Any]:
+    """(model, tokenizer) from a local model folder with personalab's loading rules;
+    ``auto_class_name`` is a transformers auto class, e.g. ``AutoModelForCausalLM``."""
     folder = Path(path).expanduser()
     if not folder.is_dir():
         raise PersonalabError(
             f"generator model {path} is not a local folder; augmentation models load from "
             "local folders only (download one yourself, e.g. with `hf download`)"
         )
+    import transformers
+
+    from personalab.models.base import ModelSpec
+    from personalab.models.loading import load_pretrained, load_tokenizer, resolve_model
+
     spec = ModelSpec(name=str(folder), device=device)
     resolved = resolve_model(spec)
-    model = load_pretrained(auto_class, resolved, spec)
+    model = load_pretrained(getattr(transformers, auto_class_name), resolved, spec)
     tokenizer = load_tokenizer(resolved, spec)
     return model, tokenizer
 
@@ -74,7 +78,7 @@ class CausalLMGenerator:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        self.model, self.tokenizer = load_local(self.path, transformers.AutoModelForCausalLM, self.device)
+        self.model, self.tokenizer = load_local(self.path, "AutoModelForCausalLM", self.device)
         self.tokenizer.padding_side = "left"  # generation continues after the last real token
 
     def chat_prompt(self, instruction: str, text: str) -> str:
@@ -100,9 +104,7 @@ class Seq2SeqGenerator:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        self.model, self.tokenizer = load_local(
-            self.path, transformers.AutoModelForSeq2SeqLM, self.device
-        )
+        self.model, self.tokenizer = load_local(self.path, "AutoModelForSeq2SeqLM", self.device)
 
     def generate(self, texts: Sequence[str], seeds: Sequence[int]) -> list[str]:
         return _generate(self.model, self.tokenizer, texts, seeds, self.decode, {}, False)
@@ -124,6 +126,8 @@ def _generate(
 
 
 def _generate_batch(model, tokenizer, texts, decode, encode, strip_prompt, seed) -> list[str]:
+    import torch
+
     inputs = tokenizer(texts, return_tensors="pt", padding=True, truncation=True, **encode)
     inputs = {key: value.to(model.device) for key, value in inputs.items()}
     options: dict[str, Any] = {"do_sample": False}

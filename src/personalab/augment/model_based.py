@@ -79,7 +79,9 @@ class BackTranslationAugmenter:
     name: str = "back_translation"
 
     def unavailable(self) -> str | None:
-        if (self.forward or self.forward_path) is None or (self.backward or self.backward_path) is None:
+        has_forward = self.forward is not None or self.forward_path is not None
+        has_backward = self.backward is not None or self.backward_path is not None
+        if not (has_forward and has_backward):
             return (
                 "no translation models configured: give BackTranslationAugmenter "
                 "forward_path= (source -> pivot) and backward_path= (pivot -> source), local "

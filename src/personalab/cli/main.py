@@ -13,7 +13,7 @@ from personalab.errors import PersonalabError
 
 # Each module defines ``register(subparsers)``, which adds its parser and sets ``func``.
 SUBCOMMANDS = (
-    "demo", "synth", "import_", "validate", "cluster", "train", "evaluate", "compare", "ls"
+    "demo", "synth", "import_", "validate", "cluster", "train", "evaluate", "compare", "export", "predict", "ls"
 )
 
 DESCRIPTION = """\
@@ -27,6 +27,8 @@ typical session:
   personalab train --data data/synth --strategy unified --out runs/unified
   personalab evaluate runs/unified
   personalab compare runs/unified runs/per_persona  # paired test on the same test rows
+  personalab export runs/per_persona --out serve/   # PEFT adapters + routing table
+  personalab predict runs/per_persona --persona p03 "some input"
 """
 
 

@@ -19,6 +19,7 @@ examples:
   personalab train --data data/x --out runs/qwen --model /models/Qwen2.5-0.5B-Instruct
   personalab train --data data/synth --strategy per_cluster --set k=4 --out runs/clusters
   personalab train --data data/synth --strategy weighted_merge --reuse runs/personas --out runs/merge
+  personalab train --data data/synth --strategy per_cluster --augment synonyms,context_noise --out runs/aug
   personalab train --config my_run.yaml --out runs/mine     # flags override the file
 
 The run directory gets the adapter bank (PEFT format, safetensors), the resolved config and
@@ -55,6 +56,10 @@ def register(subparsers: Any) -> None:
     settings.add_argument("--seed", type=int, help="seed for initialisation and data order (default 0)")
     parser.add_argument("--holdout", type=float, metavar="FRACTION",
                         help="keep this fraction of personas out of all training (only their test rows remain) to measure cold start, e.g. 0.1")
+    parser.add_argument("--augment", metavar="NAMES",
+                        help="augment the train split (never val/test) with these augmenters, comma-separated, "
+                             "e.g. synonyms,swap,context_noise (see `personalab ls augmenters`)")
+    parser.add_argument("--augment-copies", type=int, metavar="N", help="augmented copies per train row (default 2: 3x data)")
     parser.add_argument("--force", action="store_true", help="overwrite a run directory that is already trained")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
@@ -108,8 +113,10 @@ def config_from_args(args: argparse.Namespace) -> "RunConfig":
     if args.on_top_of:
         options["on_top_of"] = args.on_top_of
     holdout = args.holdout if args.holdout is not None else float(file.get("holdout", 0.0))
+    augment = args.augment.split(",") if args.augment else list(file.get("augment") or [])
+    copies = args.augment_copies if args.augment_copies is not None else int(file.get("augment_copies", 2))
     return RunConfig(data=str(Path(data).resolve()), strategy=strategy, strategy_options=options, preset=preset,
-                     seed=seed, holdout=holdout, model=spec, settings=settings)
+                     seed=seed, holdout=holdout, augment=augment, augment_copies=copies, model=spec, settings=settings)
 
 
 def parse_options(pairs: list[str]) -> dict[str, Any]:
@@ -146,7 +153,8 @@ def _read_config(path: Path) -> dict[str, Any]:
         raise PersonalabError(f"{path}: invalid YAML: {error}") from None
     if not isinstance(data, dict):
         raise PersonalabError(f"{path}: a run config must be a mapping of keys to values")
-    unknown = sorted(set(data) - {"data", "strategy", "strategy_options", "preset", "seed", "holdout", "model", "settings"})
+    unknown = sorted(set(data) - {"data", "strategy", "strategy_options", "preset", "seed", "holdout", "augment",
+                           "augment_copies", "model", "settings"})
     if unknown:
         raise PersonalabError(f"{path}: unknown key(s) {unknown}")
     return data

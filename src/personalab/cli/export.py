@@ -1,0 +1,40 @@
+"""``personalab export``: write a trained run out for serving and check it against vLLM."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+EPILOG = """\
+example:
+  personalab export runs/per_persona --out serve/per_persona
+
+OUT gets one PEFT adapter folder per distinct route (adapters/), routing.json (persona ->
+adapter; the default for unknown personas), the router of a moe run, a classifier's head,
+and export.json (base model, ranks, merge errors, the compatibility report).
+"""
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="write a trained run as PEFT adapters + a routing table, checked against vLLM",
+        description="Export a trained run for serving: one plain PEFT LoRA adapter per distinct route "
+        "(weight-space mixtures merged without loss), a routing table persona -> adapter, and a report "
+        "of what a multi-LoRA server (vLLM) would refuse.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run directory made by `personalab train`")
+    parser.add_argument("--out", required=True, type=Path, help="folder to create (new, or empty)")
+    parser.add_argument("--no-check", action="store_true", help="skip the compatibility check against vLLM")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from personalab.export import export_run
+
+    report = export_run(args.run_dir, args.out, check=not args.no_check)
+    print("\n".join(report.lines()))
+    return 0

@@ -1,0 +1,86 @@
+"""``personalab plan CONFIG --out RUN_DIR``: run the playbook's decision tree, resumably."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+DESCRIPTION = """\
+Run a plan: the playbook's decision tree as one measured, resumable run. The plan file names a
+baseline strategy, candidate strategies in the order to try them (cheapest first), an
+acceptance rule and a stopping rule (see configs/playbook.yaml):
+
+  1. train and evaluate the baseline (usually `unified`: one adapter for all personas);
+  2. for each candidate in order:
+       - skip it if an earlier one already won (stop: first_win), if the time budget is used
+         up, or if its gate fails (e.g. min_silhouette: the personas form no clusters, so a
+         cluster strategy cannot help) - the reason is recorded;
+       - train it (adapters an earlier strategy of the plan trained from the same inputs, such
+         as `unified`, are reused, not retrained), evaluate it, and compare it with the
+         baseline on the same rows;
+       - accept it when the exact McNemar p-value < alpha AND the accuracy gain >= min_gain
+         AND (if max_share_worse is set) no more than that share of personas is significantly
+         worse after the Holm / BH correction; otherwise say which condition failed;
+  3. decide: the first accepted candidate (stop: first_win), or the accepted one with the
+     largest gain (stop: all), or else keep the baseline.
+
+The decision is measured on the `split` of the plan (test by default, as BENCHMARK.md asks;
+choosing on the rows you report makes the winner's gain optimistic - use `split: val` to
+choose on validation rows).
+
+resuming: every step (cluster, train, evaluate, compare) is recorded in RUN_DIR/ledger.sqlite
+with a hash of its inputs. Re-run the same command to resume after a crash, Ctrl-C or kill:
+finished steps are not redone, an interrupted step is redone from scratch. Edit the plan and
+re-run it on the same RUN_DIR to redo exactly the steps whose inputs changed (one candidate's
+options: that candidate only; the baseline: every comparison). One plan at a time per RUN_DIR.
+
+RUN_DIR gets: plan.json (every number and the decision), report.md, runs/<name>/ (each
+strategy's adapters and predictions), compare/<name>.json (per-persona detail).
+"""
+
+EPILOG = """\
+examples:
+  personalab synth --out data/synth
+  personalab plan configs/playbook.yaml --out runs/playbook
+  personalab plan configs/playbook.yaml --out runs/playbook          # again: resumes, redoes nothing
+  personalab plan configs/popquorn.yaml --out runs/popquorn --quiet
+  personalab plan configs/playbook.yaml --data runs/demo/data --out runs/demo/plan
+"""
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "plan",
+        help="run the playbook's decision tree (baseline, candidates in cost order, paired tests), resumably",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("config", type=Path, metavar="CONFIG", help="plan file (YAML), e.g. configs/playbook.yaml")
+    parser.add_argument("--out", required=True, type=Path, metavar="RUN_DIR",
+                        help="run directory: created, or resumed when it holds this plan already")
+    parser.add_argument("--data", metavar="DIR", help="dataset folder, instead of the plan's `data`")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines (the result is still printed)")
+    parser.add_argument("--verbose", action="store_true", help="also show the training and evaluation bars")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from personalab.plan import format_table, load_plan, run_plan
+
+    spec = load_plan(args.config)
+    if args.data:
+        spec = replace(spec, data=args.data)
+    result = run_plan(spec, args.out, progress=not args.quiet, verbose=args.verbose)
+    print(format_summary(result.plan))
+    print(f"\n{format_table(result.plan)}")
+    print(f"\nwrote {args.out / 'plan.json'} and {args.out / 'report.md'}")
+    return 0
+
+
+def format_summary(plan: dict[str, Any]) -> str:
+    decision = plan["decision"]
+    return (f"decision: {decision['chosen']} ({decision['strategy']}) - {decision['branch']}\n"
+            f"why: {decision['why']}")

@@ -1,0 +1,45 @@
+"""``personalab predict``: answer a few texts for one persona with a trained run."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+EPILOG = """\
+examples:
+  personalab predict runs/per_persona --persona p3 "I love this movie"
+  personalab predict runs/moe --persona newcomer --profile "A retired teacher" "text one" "text two"
+"""
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "predict",
+        help="the predicted choice and choice probabilities of texts for one persona",
+        description="Answer texts for one persona through its route: its own adapter(s), or for a persona "
+        "the run has no route for, the default route (or the router of a moe run, given --profile).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run directory made by `personalab train`")
+    parser.add_argument("--persona", required=True, metavar="ID", help="the persona id (known to the run, or new)")
+    parser.add_argument("--profile",
+                        help="profile text of a persona new to the run (given to the model, and to the router)")
+    parser.add_argument("texts", nargs="+", metavar="TEXT", help="input text(s) to answer")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from personalab.errors import PersonalabError
+    from personalab.export.answer import answer
+    from personalab.rundir import open_run
+
+    if any(not text.strip() for text in args.texts):  # before loading the model, which takes a while
+        raise PersonalabError("a TEXT is empty; give the input text(s) to answer")
+    result = answer(open_run(args.run_dir), args.persona, args.texts, args.profile)
+    print(f"persona {result.persona_id!r}: {result.how}: {result.route}")
+    for item in result.answers:
+        shown = ", ".join(f"{choice} {p:.3f}" for choice, p in item.probabilities.items())
+        print(f"  {item.text!r} -> {item.choice}   ({shown})")
+    return 0

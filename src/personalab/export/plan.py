@@ -1,0 +1,111 @@
+"""What an export holds, decided from the personalizer alone (no files, no model): the
+distinct routes to serve, the folder each one gets, and the routing document
+(``routing.json``) that tells a server which adapter answers for which persona.
+
+A route that is one bank adapter at weight 1 is served by that adapter; any other route (a
+weight-space mixture, or one adapter at another weight) becomes one merged adapter. Folder
+names are the bank's safe folder names (``personalab.bank.names``: a readable slug and a
+digest of the exact name) with ``/`` replaced by ``--``, so that every adapter is one flat,
+filesystem-safe folder under ``adapters/`` whatever the persona ids are; a mixture is named
+``mixture--<digest of its exact weights>``, the same name for the same mixture in every export.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Iterable, Mapping
+
+from personalab.bank.names import adapter_directory
+from personalab.engine.routes import Route
+from personalab.strategies.personalizer import Ensemble, Personalizer, RoutingTable
+
+FORMAT = 1
+ADAPTERS_DIR = "adapters"
+MIXTURE_KIND = "mixture"
+_MIXTURE_DIGEST_CHARS = 12
+ENSEMBLE_NOTE = (
+    "score the input under each member adapter and mix the choice scores with the members' weights: "
+    "space 'logprob' is sum_k w_k * log p_k (then renormalise), 'prob' is log sum_k w_k * p_k"
+)
+
+
+def served_name(route: Route) -> str | None:
+    """The bank-style name of the adapter serving ``route``: the adapter itself for one
+    adapter at weight 1, else ``mixture/<digest of the weights>``; None for the empty route
+    (the base model alone)."""
+    if not route.weights:
+        return None
+    single = route.single_adapter
+    if single is not None:
+        return single
+    text = json.dumps(route.to_json(), sort_keys=True)
+    return f"{MIXTURE_KIND}/{hashlib.sha256(text.encode('utf-8')).hexdigest()[:_MIXTURE_DIGEST_CHARS]}"
+
+
+def folder_name(route: Route) -> str | None:
+    """The flat folder (under ``adapters/``) of the adapter serving ``route``."""
+    name = served_name(route)
+    if name is None:
+        return None
+    # A mixture's name is already safe (a hex digest); a bank name needs the bank's slug.
+    safe = name if route.single_adapter is None else adapter_directory(name)
+    return safe.replace("/", "--")
+
+
+def persona_routes(personalizer: Personalizer, personas: Iterable[str]) -> dict[str, list[tuple[Route, float]]]:
+    """``{persona: [(route, weight), ...]}``: one route at weight 1 for a routing table, one
+    per member for an ensemble."""
+    return {pid: _members(personalizer, pid) for pid in personas}
+
+
+def default_routes(personalizer: Personalizer) -> list[tuple[Route, float]]:
+    if isinstance(personalizer, Ensemble):
+        return [(table.default, weight) for table, weight in personalizer.members]
+    return [(personalizer.default, 1.0)]
+
+
+def distinct_routes(personalizer: Personalizer, personas: Iterable[str], extra: Iterable[Route] = ()) -> list[Route]:
+    """Every route some persona (or the default, or ``extra``) is served by, each once,
+    in first-seen order: the defaults, then the personas, then ``extra``."""
+    routes = [route for route, _ in default_routes(personalizer)]
+    for members in persona_routes(personalizer, personas).values():
+        routes += [route for route, _ in members]
+    return list(dict.fromkeys([*routes, *extra]))
+
+
+def routing_document(personalizer: Personalizer, personas: Iterable[str],
+                     router: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``routing.json``: for each persona the adapter folder that answers for it (an
+    ensemble: the member folders, their weights and the mixing space), the default for
+    personas not listed, what each folder holds, and the router for new personas."""
+    personas = list(personas)
+    routes = persona_routes(personalizer, personas)
+    defaults = default_routes(personalizer)
+    document: dict[str, Any] = {"format": FORMAT, "kind": _kind(personalizer), "adapters_dir": ADAPTERS_DIR}
+    document["personas"] = {pid: _target(personalizer, members) for pid, members in routes.items()}
+    document["default"] = _target(personalizer, defaults)
+    document["default_personas"] = sorted(pid for pid in personas if personalizer.uses_default(pid))
+    used = distinct_routes(personalizer, personas)
+    document["adapters"] = {folder_name(r): r.to_json() for r in used if folder_name(r) is not None}
+    if isinstance(personalizer, Ensemble):
+        document["note"] = ENSEMBLE_NOTE
+    document["router"] = dict(router) if router else None
+    return document
+
+
+def _members(personalizer: Personalizer, persona_id: str) -> list[tuple[Route, float]]:
+    if isinstance(personalizer, Ensemble):
+        return [(table.route(persona_id), weight) for table, weight in personalizer.members]
+    return [(personalizer.route(persona_id), 1.0)]
+
+
+def _target(personalizer: Personalizer, members: list[tuple[Route, float]]) -> Any:
+    if isinstance(personalizer, RoutingTable):
+        return folder_name(members[0][0])
+    return {"space": personalizer.space,
+            "members": [{"adapter": folder_name(route), "weight": weight} for route, weight in members]}
+
+
+def _kind(personalizer: Personalizer) -> str:
+    return "ensemble" if isinstance(personalizer, Ensemble) else "routing_table"
