@@ -18,7 +18,7 @@ from personalab.models.base import ModelSpec
 from personalab.rundir import RunConfig, open_run, train_run, training_records
 from personalab.strategies import list_strategies
 
-PLAYBOOK = ("unified", "per_persona", "per_cluster", "weighted_merge", "from_unified", "ensemble", "moe")
+PLAYBOOK = ("unified", "per_persona", "per_cluster", "weighted_merge", "from_unified", "ensemble", "moe", "lorahub")
 FAST = {"k": 2}
 
 
@@ -161,3 +161,12 @@ def test_augment_modifies_only_the_train_rows_a_strategy_trains_on(synth_dir, tm
     assert trained_rows == n_train + report["added"] and n_train < trained_rows <= 3 * n_train
     assert set(report["augmenters"]) == {"swap", "context_noise"}
     assert evaluate_run(tmp_path, progress=False)["n"] == len(dataset.split("test"))
+
+
+def test_lorahub_records_its_search_and_budget_zero_keeps_the_playbook_weights(synth_dir, personas_run, tmp_path):
+    train_run(config(synth_dir, "lorahub", budget=0, **FAST), tmp_path / "zero", progress=False, reuse=[personas_run])
+    for record in training_records(tmp_path / "zero")["lorahub"].values():
+        assert record["weights"] == record["start_weights"] and record["evaluations"] == 0
+    train_run(config(synth_dir, "lorahub", budget=12, **FAST), tmp_path / "some", progress=False, reuse=[personas_run])
+    for record in training_records(tmp_path / "some")["lorahub"].values():
+        assert 1 <= record["evaluations"] <= 12 and record["objective"] <= record["start_objective"]

@@ -15,15 +15,36 @@ from personalab.strategies.steps import UNIFIED
 from personalab.train.scoring import score_routes
 
 
+class RouteScorer:
+    """The bank's adapters ``names`` loaded once into an engine over the backend's model,
+    for many scoring calls; ``close()`` leaves the model as it was."""
+
+    def __init__(self, context: FitContext, names: Sequence[str]):
+        self.context = context
+        self.engine = context.bank.load_engine(context.backend.model, sorted({UNIFIED, *names}))
+
+    def scores(self, rows: Sequence[Example], routes: Sequence[Route]) -> np.ndarray:
+        return score_routes(self.context.backend, self.engine, list(rows), list(routes), chunk=256, progress=False)
+
+    def close(self) -> None:
+        self.engine.unwrap()
+
+
 def score_rows(context: FitContext, rows: Sequence[Example], routes: Sequence[Route]) -> np.ndarray:
     """Log-scores ``[len(rows), n_choices]``, row ``i`` through ``routes[i]``, with the bank's
     adapters loaded into a temporary engine (the backend's model is left as it was)."""
-    adapters = sorted({UNIFIED, *(name for route in routes for name in route.adapters)})
-    engine = context.bank.load_engine(context.backend.model, adapters)
+    scorer = RouteScorer(context, [name for route in routes for name in route.adapters])
     try:
-        return score_routes(context.backend, engine, list(rows), list(routes), chunk=256, progress=False)
+        return scorer.scores(rows, routes)
     finally:
-        engine.unwrap()
+        scorer.close()
+
+
+def mean_nll(context: FitContext, rows: Sequence[Example], scores: np.ndarray) -> float:
+    """The mean negative log-likelihood of the rows' outputs, scores normalized over choices."""
+    log_probs = scores - np.logaddexp.reduce(scores, axis=1, keepdims=True)
+    labels = [context.backend.choices.index(row.output) for row in rows]
+    return float(-log_probs[np.arange(len(rows)), labels].mean())
 
 
 def correct(context: FitContext, rows: Sequence[Example], scores: np.ndarray) -> np.ndarray:

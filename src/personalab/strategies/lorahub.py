@@ -1,0 +1,118 @@
+"""``lorahub``: the merge weights of ``weighted_merge`` searched instead of guessed.
+
+Beyond the playbook, after LoraHub (Huang et al., 2023, "LoraHub: Efficient Cross-Task
+Generalization via Dynamic LoRA Composition"): per cluster, a gradient-free search (CMA-ES,
+from the maintained ``cma`` package) over the weights of the cluster's ``candidates`` best
+persona adapters, starting from the playbook-1 weights, minimizing the validation NLL of the
+cluster's personas plus an L1 penalty on the weights (as LoraHub does, to keep the mixture
+sparse). Each evaluation scores the cluster's validation rows through the engine with the
+mixture as their route. The weights found, their validation loss and the number of
+evaluations are recorded; a budget of 0 keeps the starting weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from personalab.engine import Route
+from personalab.errors import PersonalabError
+from personalab.strategies.base import FitContext, RoutingTable
+from personalab.strategies.grouping import Grouping, group_personas
+from personalab.strategies.per_persona import persona_adapter, trainable_personas
+from personalab.strategies.registry import register
+from personalab.strategies.steps import UNIFIED, rows_by_persona, train_group_adapters
+from personalab.strategies.validation import RouteScorer, mean_nll
+from personalab.strategies.weighted_merge import materialized, persona_scores, softmax_weights
+
+
+@dataclass
+class SearchResult:
+    weights: np.ndarray  # the best seen (the start when nothing beat it, or budget 0)
+    value: float | None  # its objective (None: never evaluated)
+    start_value: float | None
+    evaluations: int
+
+
+def search_weights(objective: Callable[[np.ndarray], float], start: np.ndarray, budget: int, seed: int = 0,
+                   sigma: float = 0.2) -> SearchResult:
+    """CMA-ES from ``start``, at most ``budget`` evaluations of ``objective`` (the start is the
+    first; then whole CMA generations while they fit in the budget)."""
+    import cma
+
+    if budget <= 0:
+        return SearchResult(start.copy(), None, None, 0)
+    start_value = objective(start)
+    result = SearchResult(start.copy(), start_value, start_value, 1)
+    if len(start) < 2:  # CMA-ES needs two dimensions; a single weight stays as it is
+        return result
+    search = cma.CMAEvolutionStrategy(start.tolist(), sigma, {"seed": seed + 1, "verbose": -9, "bounds": [-1.5, 1.5]})
+    while not search.stop() and result.evaluations + search.popsize <= budget:
+        candidates = search.ask()
+        values = [objective(np.asarray(c)) for c in candidates]
+        search.tell(candidates, values)
+        result.evaluations += len(values)
+        i = int(np.argmin(values))
+        if values[i] < result.value:
+            result.weights, result.value = np.asarray(candidates[i]), values[i]
+    return result
+
+
+@register
+class LoraHub:
+    name = "lorahub"
+    summary = "per cluster, persona-adapter merge weights searched on validation (CMA-ES, LoraHub), from weighted_merge's"
+
+    def __init__(self, budget: int = 40, candidates: int = 8, l1: float = 0.05, temperature: float = 0.1,
+                 materialize: bool = True, k: int | None = None, k_min: int = 2, k_max: int = 8,
+                 method: str = "kmeans", source: str = "inputs", min_train_rows: int = 8, batch_size: int = 8):
+        if budget < 0 or candidates < 1:
+            raise PersonalabError(f"lorahub needs budget >= 0 and candidates >= 1 (got {budget}, {candidates})")
+        self.budget, self.candidates, self.l1, self.temperature = budget, candidates, l1, temperature
+        self.materialize = materialize
+        self.grouping = Grouping(k, k_min, k_max, method, source)
+        self.min_train_rows, self.batch_size = min_train_rows, batch_size
+
+    def fit(self, context: FitContext) -> RoutingTable:
+        personas = trainable_personas(context, self.min_train_rows)
+        train_group_adapters(context, {persona_adapter(p): [p] for p in personas}, on_top_of_unified=False,
+                             batch_size=self.batch_size, label="personas")
+        scores = persona_scores(context, personas)
+        groups = group_personas(context, self.grouping)
+        val = rows_by_persona(context.dataset, "val")
+        scorer = RouteScorer(context, [persona_adapter(p) for p in personas])
+        table, records = {}, {}
+        try:
+            for cluster, members in groups.members().items():
+                candidates = [p for p in members if p in scores]
+                if not candidates:
+                    continue
+                rows = [row for p in members for row in val[p]]
+                route, records[str(cluster)] = self._search(context, scorer, groups, cluster, candidates, scores, rows)
+                table.update({pid: route for pid in members})
+        finally:
+            scorer.close()
+        context.records["lorahub"] = records
+        if self.materialize:
+            table = materialized(context, table)
+        return RoutingTable(default=Route.single(UNIFIED), table=table)
+
+    def _search(self, context, scorer, groups, cluster, candidates, scores, rows):
+        centroid = groups.centroids[cluster] / max(np.linalg.norm(groups.centroids[cluster]), 1e-12)
+        logits = np.array([scores[j] * float(groups.vector(j) @ centroid) for j in candidates])
+        keep = np.argsort(-logits, kind="stable")[: self.candidates]
+        names = [persona_adapter(candidates[i]) for i in keep]
+        start = softmax_weights(logits[keep], self.temperature, None)
+
+        def objective(weights: np.ndarray) -> float:
+            route = Route(dict(zip(names, map(float, weights))))
+            nll = mean_nll(context, rows, scorer.scores(rows, [route] * len(rows))) if rows else 0.0
+            return nll + self.l1 * float(np.abs(weights).sum())
+
+        found = search_weights(objective, start, self.budget if rows else 0, seed=context.seed)
+        record = {"adapters": names, "start_weights": start.tolist(), "weights": found.weights.tolist(),
+                  "start_objective": found.start_value, "objective": found.value,
+                  "evaluations": found.evaluations, "val_rows": len(rows)}
+        return Route(dict(zip(names, map(float, found.weights)))), record
