@@ -20,12 +20,12 @@ import numpy as np
 from personalab.engine import Route
 from personalab.errors import PersonalabError
 from personalab.strategies.base import FitContext, RoutingTable
-from personalab.strategies.grouping import Grouping, group_personas
-from personalab.strategies.per_persona import persona_adapter, trainable_personas
+from personalab.strategies.grouping import Grouping
+from personalab.strategies.per_persona import persona_adapter
 from personalab.strategies.registry import register
-from personalab.strategies.steps import UNIFIED, rows_by_persona, train_group_adapters
+from personalab.strategies.steps import UNIFIED, rows_by_persona
 from personalab.strategies.validation import RouteScorer, mean_nll
-from personalab.strategies.weighted_merge import materialized, persona_scores, softmax_weights
+from personalab.strategies.weighted_merge import materialized, persona_pool, playbook_logits, softmax_weights
 
 
 @dataclass
@@ -76,13 +76,9 @@ class LoraHub:
         self.min_train_rows, self.batch_size = min_train_rows, batch_size
 
     def fit(self, context: FitContext) -> RoutingTable:
-        personas = trainable_personas(context, self.min_train_rows)
-        train_group_adapters(context, {persona_adapter(p): [p] for p in personas}, on_top_of_unified=False,
-                             batch_size=self.batch_size, label="personas")
-        scores = persona_scores(context, personas)
-        groups = group_personas(context, self.grouping)
+        scores, groups = persona_pool(context, self.min_train_rows, self.batch_size, self.grouping)
         val = rows_by_persona(context.dataset, "val")
-        scorer = RouteScorer(context, [persona_adapter(p) for p in personas])
+        scorer = RouteScorer(context, [persona_adapter(p) for p in scores])
         table, records = {}, {}
         try:
             for cluster, members in groups.members().items():
@@ -100,8 +96,7 @@ class LoraHub:
         return RoutingTable(default=Route.single(UNIFIED), table=table)
 
     def _search(self, context, scorer, groups, cluster, candidates, scores, rows):
-        centroid = groups.centroids[cluster] / max(np.linalg.norm(groups.centroids[cluster]), 1e-12)
-        logits = np.array([scores[j] * float(groups.vector(j) @ centroid) for j in candidates])
+        logits = playbook_logits(groups, cluster, candidates, scores)
         keep = np.argsort(-logits, kind="stable")[: self.candidates]
         names = [persona_adapter(candidates[i]) for i in keep]
         start = softmax_weights(logits[keep], self.temperature, None)

@@ -64,6 +64,21 @@ def persona_scores(context: FitContext, personas: list[str]) -> dict[str, float]
     return {pid: accuracy.get(pid, 0.0) for pid in personas}
 
 
+def persona_pool(context: FitContext, min_train_rows: int, batch_size: int, grouping: Grouping):
+    """The persona adapters (trained or reused), each one's validation accuracy on its own
+    persona, and the personas' clusters: what every persona-merging strategy starts from."""
+    personas = trainable_personas(context, min_train_rows)
+    train_group_adapters(context, {persona_adapter(p): [p] for p in personas}, on_top_of_unified=False,
+                         batch_size=batch_size, label="personas")
+    return persona_scores(context, personas), group_personas(context, grouping)
+
+
+def playbook_logits(groups: Groups, cluster: int, candidates: list[str], scores: dict[str, float]) -> np.ndarray:
+    """``score_j * cos(e_j, centroid)`` for the cluster's candidate personas ``j``."""
+    centroid = groups.centroids[cluster] / max(np.linalg.norm(groups.centroids[cluster]), 1e-12)
+    return np.array([scores[j] * float(groups.vector(j) @ centroid) for j in candidates])
+
+
 @register
 class WeightedMerge:
     name = "weighted_merge"
@@ -82,11 +97,7 @@ class WeightedMerge:
         self.min_train_rows, self.batch_size = min_train_rows, batch_size
 
     def fit(self, context: FitContext) -> RoutingTable:
-        personas = trainable_personas(context, self.min_train_rows)
-        train_group_adapters(context, {persona_adapter(p): [p] for p in personas}, on_top_of_unified=False,
-                             batch_size=self.batch_size, label="personas")
-        scores = persona_scores(context, personas)
-        groups = group_personas(context, self.grouping)
+        scores, groups = persona_pool(context, self.min_train_rows, self.batch_size, self.grouping)
         with_adapter = [pid for pid in groups.ids if pid in scores]
         if self.neighbourhood == "cluster":
             table = self._cluster_routes(groups, with_adapter, scores)
@@ -104,10 +115,7 @@ class WeightedMerge:
             candidates = [pid for pid in members if pid in with_adapter]
             if not candidates:
                 continue  # its personas keep the default route
-            centroid = groups.centroids[cluster]
-            centroid = centroid / max(np.linalg.norm(centroid), 1e-12)
-            logits = np.array([scores[j] * float(groups.vector(j) @ centroid) for j in candidates])
-            route = self._route(candidates, logits)
+            route = self._route(candidates, playbook_logits(groups, cluster, candidates, scores))
             table.update({pid: route for pid in members})
         return table
 
