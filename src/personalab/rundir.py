@@ -123,9 +123,9 @@ def train_run(
     # The personalizer marks a complete run: drop it first so that a crash while retraining
     # cannot leave it pointing at a half-replaced bank; then clear what an earlier or killed
     # run left, so that the new run is never mixed with the old.
-    for leftover in (PERSONALIZER, TRAINING, HEAD_FILE):
+    for leftover in (PERSONALIZER, TRAINING, HEAD_FILE, "clusters.png"):
         (out / leftover).unlink(missing_ok=True)
-    for folder in ("bank", "eval"):
+    for folder in ("bank", "eval", "router"):
         shutil.rmtree(out / folder, ignore_errors=True)
     atomic_write_text(out / CONFIG, yaml.safe_dump({**config.to_dict(), "versions": versions()}, sort_keys=False))
     context = FitContext(

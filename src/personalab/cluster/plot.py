@@ -80,6 +80,7 @@ def _save_png(figure, path: Path) -> Path:
     try:
         with os.fdopen(handle, "wb") as stream:
             figure.savefig(stream, format="png")
+        os.chmod(temporary, 0o644)  # mkstemp makes it private; a picture is for reading
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -1,0 +1,207 @@
+"""Reading a plan file: YAML -> ``PlanSpec``, with every problem reported at once as
+``FILE:LINE: key.path: what is wrong`` (a ``PersonalabError``: no traceback for the user).
+
+Strategy names and options are checked against the strategy registry, presets and settings
+against the training presets, so that a typo fails here, in a second, and not after an hour of
+training the baseline.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import MISSING, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from personalab.errors import PersonalabError
+from personalab.models.base import ModelSpec
+from personalab.plan.reader import Reader, join, key_lines, kind_of, type_name
+from personalab.plan.spec import SPLITS, STOP_RULES, Acceptance, Candidate, Gate, PlanSpec
+
+TOP_KEYS = ("data", "model", "preset", "settings", "seed", "holdout", "baseline", "candidates",
+            "acceptance", "stop", "time_budget_minutes", "split", "description")
+STRATEGY_KEYS = ("name", "strategy", "options", "preset", "settings", "gate", "branch")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")  # it names a folder: runs/<name>
+
+
+def load_plan(path: str | Path) -> PlanSpec:
+    """Read and check the plan file at ``path``."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise PersonalabError(f"{path}: cannot read the plan file ({error})") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise PersonalabError(f"{where}: invalid YAML: {getattr(error, 'problem', None) or error}") from None
+    if not isinstance(data, dict):
+        raise PersonalabError(f"{path}: a plan must be a mapping of keys (data, baseline, candidates, ...)")
+    return parse_plan(data, str(path), key_lines(node))
+
+
+def parse_plan(data: dict[str, Any], source: str = "<plan>", lines: dict[str, int] | None = None) -> PlanSpec:
+    """Check a plan given as plain data; ``lines`` maps key paths to line numbers."""
+    reader = _PlanReader(source, lines or {})
+    spec = reader.plan(data)
+    reader.raise_problems()
+    return spec
+
+
+class _PlanReader(Reader):
+    """Reads one plan, collecting problems instead of stopping at the first."""
+
+    # ----- sections -----------------------------------------------------------------------------
+
+    def plan(self, data: dict) -> PlanSpec | None:
+        self.keys(data, TOP_KEYS, "")
+        preset = self.value(data, "preset", "", "a string", "default")
+        settings = self.value(data, "settings", "", "a mapping", {})
+        self._check_settings(preset, settings, {}, "")
+        baseline = self.strategy(data.get("baseline"), "baseline", preset, settings)
+        candidates = self.candidates(data, preset, settings)
+        spec = PlanSpec(
+            data=self.value(data, "data", "", "a string", "", required=True),
+            baseline=baseline, candidates=tuple(candidates),
+            model=self.model(data.get("model") or {}), preset=preset, settings=settings,
+            seed=self.value(data, "seed", "", "an integer", 0),
+            holdout=self.number(data, "holdout", "", 0.0, 0.0, 1.0, open_high=True),
+            acceptance=self.acceptance(data.get("acceptance") or {}),
+            stop=self.choice(data, "stop", "", STOP_RULES, "first_win"),
+            time_budget_minutes=self.number(data, "time_budget_minutes", "", None, 0.0, float("inf"), open_low=True),
+            split=self.choice(data, "split", "", SPLITS, "test"),
+            description=self.value(data, "description", "", "a string", "").strip(), source=self.source,
+        )
+        self._check_names(spec)
+        return spec
+
+    def candidates(self, data: dict, preset: str, settings: dict) -> list[Candidate]:
+        items = self.value(data, "candidates", "", "a list", [], required=True)
+        if "candidates" in data and not items:
+            self.problem("candidates", "empty: list at least one strategy to try against the baseline")
+        read = (self.strategy(item, f"candidates[{i}]", preset, settings, gated=True) for i, item in enumerate(items))
+        return [candidate for candidate in read if candidate is not None]
+
+    def strategy(self, item: Any, path: str, preset: str, settings: dict, gated: bool = False) -> Candidate | None:
+        if item is None and path == "baseline":
+            self.problem(path, "missing; every candidate is compared with it, e.g. `baseline: {strategy: unified}`")
+            return None
+        if not isinstance(item, dict):
+            self.problem(path, f"expected a mapping (strategy, options, ...), got {type_name(item)}")
+            return None
+        self.keys(item, STRATEGY_KEYS if gated else tuple(k for k in STRATEGY_KEYS if k != "gate"), path)
+        name, _, suffix = str(self.value(item, "strategy", path, "a string", "", required=True)).partition(":")
+        options = self.value(item, "options", path, "a mapping", {})
+        own_preset = self.value(item, "preset", path, "a string") or suffix or None
+        own_settings = self.value(item, "settings", path, "a mapping", {})
+        if name:
+            self._check_strategy(name, options, path)
+        self._check_settings(own_preset or preset, settings, own_settings, path)
+        default_name = name + (f"-{own_preset}" if own_preset else "")
+        return Candidate(
+            name=self.value(item, "name", path, "a string", default_name), strategy=name, options=options,
+            preset=own_preset, settings=own_settings, gate=self.gate(item.get("gate"), f"{path}.gate"),
+            branch=self.value(item, "branch", path, "a string", ""),
+        )
+
+    def gate(self, item: Any, path: str) -> Gate | None:
+        if item is None:
+            return None
+        if not isinstance(item, dict):
+            self.problem(path, f"expected a mapping such as {{min_silhouette: 0.1}}, got {type_name(item)}")
+            return None
+        self.keys(item, tuple(f.name for f in fields(Gate)), path)
+        return Gate(min_silhouette=self.number(item, "min_silhouette", path, None, -1.0, 1.0))
+
+    def acceptance(self, item: Any) -> Acceptance:
+        from personalab.evaluate.stats import CORRECTIONS
+
+        if not isinstance(item, dict):
+            self.problem("acceptance", f"expected a mapping (alpha, min_gain, ...), got {type_name(item)}")
+            return Acceptance()
+        self.keys(item, tuple(f.name for f in fields(Acceptance)), "acceptance")
+        share = self.number(item, "max_share_worse", "acceptance", None, 0.0, 1.0)
+        resamples = self.value(item, "n_resamples", "acceptance", "an integer", 9999)
+        if resamples < 1:
+            self.problem("acceptance.n_resamples", f"must be at least 1, got {resamples}")
+            resamples = 9999
+        return Acceptance(
+            alpha=self.number(item, "alpha", "acceptance", 0.05, 0.0, 1.0, open_low=True, open_high=True),
+            min_gain=self.number(item, "min_gain", "acceptance", 0.0, -1.0, 1.0),
+            max_share_worse=share,
+            correction=self.choice(item, "correction", "acceptance", CORRECTIONS, "holm"),
+            n_resamples=resamples,
+            confidence=self.number(item, "confidence", "acceptance", 0.95, 0.0, 1.0, open_low=True, open_high=True),
+        )
+
+    def model(self, item: Any) -> ModelSpec:
+        if not isinstance(item, dict):
+            self.problem("model", f"expected a mapping such as {{name: minilm}}, got {type_name(item)}")
+            return ModelSpec()
+        self.keys(item, tuple(f.name for f in fields(ModelSpec)), "model")
+        given = {}
+        for spec_field in fields(ModelSpec):
+            default = spec_field.default_factory() if spec_field.default is MISSING else spec_field.default
+            kind = kind_of(default)
+            if spec_field.name in item:
+                given[spec_field.name] = self.value(item, spec_field.name, "model", kind, default)
+        return ModelSpec(**given)
+
+    # ----- cross checks -------------------------------------------------------------------------
+
+    def _check_strategy(self, name: str, options: dict, path: str) -> None:
+        from personalab.strategies import get_strategy
+
+        try:
+            get_strategy(name)
+        except PersonalabError as error:
+            self.problem(f"{path}.strategy", str(error))
+            return
+        try:
+            get_strategy(name, **options)  # the strategy's own checks of its option values
+        except (PersonalabError, TypeError, ValueError) as error:
+            self.problem(f"{path}.options", str(error))
+
+    def _check_settings(self, preset: str, plan_settings: dict, own: dict, path: str) -> None:
+        from personalab.train.presets import PRESETS, resolve_settings
+
+        if preset not in PRESETS:
+            self.problem(join(path, "preset"), f"unknown preset {preset!r}; choose from {', '.join(sorted(PRESETS))}")
+            return
+        if path and not own:
+            return  # the plan's own settings were checked on their own
+        if not self._setting_types(own if path else plan_settings, join(path, "settings")):
+            return
+        try:
+            resolve_settings(preset, **{**plan_settings, **own})
+        except (PersonalabError, TypeError, ValueError) as error:
+            self.problem(join(path, "settings"), str(error))
+
+    def _setting_types(self, settings: dict, path: str) -> bool:
+        from personalab.train.presets import TrainSettings
+
+        ok = True
+        for setting in fields(TrainSettings):
+            if settings.get(setting.name) is not None:
+                kind = "a list" if isinstance(setting.default, tuple) else kind_of(setting.default)
+                kind = "a number" if isinstance(setting.default, float) else kind
+                ok = self.value(settings, setting.name, path, kind) is not None and ok
+        return ok
+
+    def _check_names(self, spec: PlanSpec) -> None:
+        seen: dict[str, str] = {}
+        everything = [("baseline", spec.baseline)] + [(f"candidates[{i}]", c) for i, c in enumerate(spec.candidates)]
+        for path, strategy in everything:
+            if strategy is None:
+                continue
+            if not NAME.match(strategy.name):
+                self.problem(f"{path}.name", f"{strategy.name!r} cannot name a folder: use letters, digits, _ . -")
+            elif strategy.name in seen:
+                self.problem(f"{path}.name", f"{strategy.name!r} is already the name of {seen[strategy.name]}; "
+                                             "give each strategy its own `name`")
+            seen.setdefault(strategy.name, path)

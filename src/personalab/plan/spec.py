@@ -1,0 +1,122 @@
+"""The plan spec: the playbook's decision tree as data (what ``configs/playbook.yaml`` holds).
+
+This module owns the *shape* of a plan once it is valid: the baseline, the candidate
+strategies in the order they are tried, the acceptance rule, the stopping rule, the time budget,
+and how each strategy becomes a ``RunConfig`` for ``train_run``. Reading and checking a YAML
+file is ``personalab.plan.parse``; deciding is ``personalab.plan.acceptance``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from personalab.models.base import ModelSpec
+
+STOP_RULES = ("first_win", "all")
+SPLITS = ("val", "test")
+# The clustering options a cluster-based strategy takes; a gate clusters with the same ones.
+GROUPING_OPTIONS = {"k": None, "k_min": 2, "k_max": 8, "method": "kmeans", "source": "inputs"}
+
+
+def grouping_name(grouping: dict[str, Any]) -> str:
+    """A readable folder name for a clustering, e.g. ``inputs-kmeans-k2-8``."""
+    k = f"k{grouping['k']}" if grouping.get("k") else f"k{grouping['k_min']}-{grouping['k_max']}"
+    return f"{grouping['source']}-{grouping['method']}-{k}"
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A check made before a candidate is trained; a candidate whose gate fails is skipped."""
+
+    min_silhouette: float | None = None
+    """Skip unless the personas' clustering (with the candidate's own clustering options) has at
+    least this mean silhouette: cluster strategies cannot help where there are no clusters."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One strategy of the plan: the baseline, or a branch of the tree."""
+
+    name: str
+    """Its label: the run folder ``runs/<name>`` and its row in the table (unique in a plan)."""
+    strategy: str
+    """A registered strategy (``personalab ls strategies``)."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """The strategy's options, e.g. ``{k: 4}`` or ``{weight: 0.6}``."""
+    preset: str | None = None
+    """Training preset for this strategy (default: the plan's), e.g. ``constrained``."""
+    settings: dict[str, Any] = field(default_factory=dict)
+    """Training settings overriding the plan's for this strategy alone."""
+    gate: Gate | None = None
+    branch: str = ""
+    """Which branch of the decision tree it stands for, in words (shown in the decision)."""
+
+    def grouping(self, defaults: dict[str, Any]) -> dict[str, Any]:
+        """The clustering it would use: its options over the strategy's defaults."""
+        base = {key: defaults.get(key, value) for key, value in GROUPING_OPTIONS.items()}
+        return {key: self.options.get(key, value) for key, value in base.items()}
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """When a candidate counts as beating the baseline: all of these must hold."""
+
+    alpha: float = 0.05
+    """Exact McNemar p-value on the paired rows must be strictly below alpha."""
+    min_gain: float = 0.0
+    """Accuracy difference (candidate - baseline, a fraction: 0.01 = 1 point) must reach this."""
+    max_share_worse: float | None = None
+    """At most this share of personas significantly worse after the correction (None: no rule)."""
+    correction: str = "holm"
+    """Correction across personas: holm (family-wise) or fdr_bh (false discovery rate)."""
+    n_resamples: int = 9999
+    """Paired bootstrap resamples for the confidence interval (BENCHMARK.md: 9999, seed 0)."""
+    confidence: float = 0.95
+
+
+@dataclass(frozen=True)
+class PlanSpec:
+    data: str
+    """Dataset folder (relative paths are read from the current directory)."""
+    baseline: Candidate
+    candidates: tuple[Candidate, ...]
+    model: ModelSpec = field(default_factory=ModelSpec)
+    preset: str = "default"
+    settings: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    holdout: float = 0.0
+    acceptance: Acceptance = field(default_factory=Acceptance)
+    stop: str = "first_win"
+    time_budget_minutes: float | None = None
+    """Candidates not started once the plan's steps have taken this long are skipped. The time
+    is what the steps took when they ran (as the ledger recorded it), so a resumed plan skips
+    the same candidates as an uninterrupted one; a candidate once started is finished."""
+    split: str = "test"
+    """Where the decision is measured (and what the table reports)."""
+    description: str = ""
+    source: str = "<plan>"
+    """The file it was read from, for messages."""
+
+    def strategies(self) -> tuple[Candidate, ...]:
+        return (self.baseline, *self.candidates)
+
+    def run_config(self, candidate: Candidate):
+        """The ``RunConfig`` that trains ``candidate``: preset, then the plan's settings, then
+        the candidate's own settings."""
+        from personalab.rundir import RunConfig
+        from personalab.train.presets import resolve_settings
+
+        preset = candidate.preset or self.preset
+        settings = resolve_settings(preset, **{**self.settings, **candidate.settings})
+        return RunConfig(
+            data=str(Path(self.data).resolve()), strategy=candidate.strategy,
+            strategy_options=dict(candidate.options), preset=preset, seed=self.seed,
+            holdout=self.holdout, model=self.model, settings=settings,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["candidates"] = [asdict(c) for c in self.candidates]
+        return data

@@ -1,0 +1,93 @@
+"""The work behind each kind of plan step, behind one small interface (``Steps``) so that the
+runner never special-cases a strategy and tests can script results without training.
+
+- ``cluster(config, grouping, folder)``: embed and cluster the personas as a cluster strategy
+  with these options would; returns the clustering (silhouette, k, sizes, ...).
+- ``train(config, run_dir, reuse, progress)``: ``train_run`` into ``run_dir``, taking adapters
+  the earlier runs in ``reuse`` trained from the same inputs; returns what training recorded.
+- ``evaluate(run_dir, split, progress)``: ``evaluate_run``; returns accuracy, macro-F1, n.
+- ``compare(baseline_dir, candidate_dir, split, acceptance)``: ``compare_runs``' dictionary.
+
+Each must leave its artifact in place before returning (the runner checks that a done step's
+artifact exists): ``RUN_DIR/personalizer.json`` for train, ``RUN_DIR/eval/<split>/metrics.json``
+for evaluate; the runner writes the cluster and compare artifacts from the returned data.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from personalab.plan.spec import Acceptance
+
+# BENCHMARK.md fixes the bootstrap's seed, so that every plan's intervals are comparable.
+BOOTSTRAP_SEED = 0
+EVALUATION_FIELDS = ("n", "accuracy", "macro_f1", "mae")
+
+
+@dataclass
+class Steps:
+    cluster: Callable[[Any, dict, Path], dict]
+    train: Callable[[Any, Path, Sequence[Path], bool], dict]
+    evaluate: Callable[[Path, str, bool], dict]
+    compare: Callable[[Path, Path, str, Acceptance], dict]
+
+    @classmethod
+    def real(cls) -> "Steps":
+        return cls(cluster=cluster_step, train=train_step, evaluate=evaluate_step, compare=compare_step)
+
+
+def cluster_step(config, grouping: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Cluster the personas with train rows exactly as ``strategies.grouping`` does."""
+    from personalab.cluster import cluster_personas, plot_clusters
+    from personalab.data import load_dataset
+    from personalab.data.splits import without_training_rows
+    from personalab.embed import persona_embeddings
+
+    dataset = load_dataset(config.data)
+    dataset = without_training_rows(dataset, config.held_out(dataset))
+    embeddings = persona_embeddings(dataset, source=grouping["source"])
+    trained = {row.persona_id for row in dataset.split("train")}
+    keep = [i for i, pid in enumerate(embeddings.ids) if pid in trained]
+    subset = replace(embeddings, ids=[embeddings.ids[i] for i in keep], matrix=embeddings.matrix[keep])
+    clustering = cluster_personas(subset, method=grouping["method"], k=grouping["k"],
+                                  k_range=(grouping["k_min"], grouping["k_max"]), seed=config.seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    plot_clusters(subset, clustering, folder / "clusters.png")
+    return {"silhouette": clustering.silhouette, "quality": clustering.quality, "k": clustering.k,
+            "sizes": clustering.sizes, "grouping": grouping, "clustering": json.loads(clustering.to_json())}
+
+
+def train_step(config, run_dir: Path, reuse: Sequence[Path], progress: bool) -> dict[str, Any]:
+    from personalab.rundir import train_run, training_records
+
+    # Only runs that have a bank can lend adapters (a strategy that failed early has none).
+    lenders = [Path(r) for r in reuse if (Path(r) / "bank" / "manifest.json").exists()]
+    train_run(config, run_dir, progress=progress, reuse=lenders)
+    records = training_records(run_dir)
+    clustering = records.get("clustering") or {}
+    return {"train_seconds": records.get("seconds"), "reused": sorted(records.get("reused") or {}),
+            "silhouette": clustering.get("silhouette"), "k": clustering.get("k")}
+
+
+def evaluate_step(run_dir: Path, split: str, progress: bool) -> dict[str, Any]:
+    from personalab.evaluate.evaluation import evaluate_run
+
+    metrics = evaluate_run(run_dir, split, progress=progress)
+    return {name: metrics[name] for name in EVALUATION_FIELDS if name in metrics}
+
+
+def compare_step(baseline_dir: Path, candidate_dir: Path, split: str, rule: Acceptance) -> dict[str, Any]:
+    from personalab.evaluate.compare import compare_runs
+
+    return compare_runs(baseline_dir, candidate_dir, split, n_resamples=rule.n_resamples, seed=BOOTSTRAP_SEED,
+                        confidence=rule.confidence, correction=rule.correction, alpha=rule.alpha)
+
+
+def comparison_summary(comparison: dict[str, Any]) -> dict[str, Any]:
+    """What the plan keeps of a comparison: the overall test and the persona counts (the
+    per-persona rows stay in ``compare/<name>.json``)."""
+    personas = {k: v for k, v in comparison["per_persona"].items() if k != "personas"}
+    return {"overall": comparison["overall"], "per_persona": personas}

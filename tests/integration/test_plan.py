@@ -1,0 +1,218 @@
+"""A real (tiny) plan end to end: resuming without redoing work, re-running exactly what a
+change touches, surviving ``kill -9`` in the middle of training and of writing an artifact,
+refusing a second plan on the same folder, and the ``personalab plan`` command.
+
+Tiny classifier, one epoch, six synthetic personas: every strategy trains in a second or two.
+The kill tests run the plan in a child process and stop it at a known point (a marker file
+it writes, then sleeps) before killing it, so nothing depends on timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from personalab.bank import AdapterBank
+from personalab.data import write_dataset
+from personalab.data.synth import SynthConfig, synthesize
+from personalab.errors import PersonalabError
+from personalab.plan import parse_plan, run_plan
+from personalab.plan.ledger import Ledger
+
+CHILD = """\
+import json, sys, time
+from pathlib import Path
+from personalab.plan import parse_plan, run_plan
+
+plan, out, pause_in_bank_of = json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2]), sys.argv[3]
+if pause_in_bank_of:
+    # Stop in the middle of a training step: right after its first adapter was saved.
+    from personalab.bank.store import AdapterBank
+    save_weights = AdapterBank.save_weights
+
+    def pausing(self, *args, **kwargs):
+        result = save_weights(self, *args, **kwargs)
+        if Path(self.root).parent.name == pause_in_bank_of:
+            (out / ".paused").write_text("adapter saved")
+            while True:
+                time.sleep(1)
+        return result
+
+    AdapterBank.save_weights = pausing
+run_plan(parse_plan(plan, "child-plan"), out, progress=False)
+"""
+
+
+@pytest.fixture(scope="module")
+def plan(tmp_path_factory) -> dict:
+    data = tmp_path_factory.mktemp("data")
+    write_dataset(data, *synthesize(SynthConfig(n_personas=6, n_groups=2, examples_per_persona=20, seed=7)))
+    return {
+        "data": str(data), "model": {"name": "tiny-classifier", "max_length": 32}, "settings": {"epochs": 1},
+        "baseline": {"strategy": "unified"},
+        "candidates": [
+            {"name": "constrained", "strategy": "unified", "preset": "constrained"},
+            {"name": "personas", "strategy": "per_persona", "options": {"min_train_rows": 4, "batch_size": 8}},
+        ],
+        "acceptance": {"n_resamples": 999}, "stop": "all",
+    }
+
+
+@pytest.fixture(scope="module")
+def reference(plan, tmp_path_factory) -> Path:
+    """The plan run once, uninterrupted."""
+    out = tmp_path_factory.mktemp("reference") / "out"
+    run_plan(parse_plan(plan), out, progress=False)
+    return out
+
+
+def ledger_rows(out: Path) -> dict:
+    ledger = Ledger(out / "ledger.sqlite")
+    try:
+        return {row.step: row for row in ledger.rows()}
+    finally:
+        ledger.close()
+
+
+def results(out: Path) -> dict:
+    """Every number the plan decided on (times left out: they differ from run to run)."""
+    plan = json.loads((out / "plan.json").read_text())
+    entries = [plan["baseline"], *plan["candidates"]]
+    return {"decision": plan["decision"]["chosen"],
+            **{e["name"]: (e["status"], e["metrics"], e["comparison"]) for e in entries}}
+
+
+def copy(reference: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "out"
+    shutil.copytree(reference, out)
+    return out
+
+
+def test_the_reference_plan_ran_every_step(reference):
+    rows = ledger_rows(reference)
+    expected = {f"{kind}:{name}" for kind in ("train", "evaluate") for name in ("unified", "constrained", "personas")}
+    assert set(rows) == expected | {"compare:constrained", "compare:personas"}
+    assert all(row.status == "done" and row.attempts == 1 for row in rows.values())
+    plan = json.loads((reference / "plan.json").read_text())
+    assert plan["status"] == "done" and plan["candidates"][1]["training"]["reused"] == ["unified"]
+    assert (reference / "report.md").exists() and (reference / "compare" / "personas.json").exists()
+
+
+def test_running_it_again_redoes_nothing(plan, reference, tmp_path, capsys):
+    out = copy(reference, tmp_path)
+    before = ledger_rows(out)
+    run_plan(parse_plan(plan), out)
+    assert ledger_rows(out) == before  # same keys, start times, attempts
+    assert capsys.readouterr().err.count("already done") == 8
+    assert results(out) == results(reference)
+
+
+def test_a_changed_option_reruns_only_that_candidate(plan, reference, tmp_path):
+    out = copy(reference, tmp_path)
+    before = ledger_rows(out)
+    changed = json.loads(json.dumps(plan))
+    changed["candidates"][1]["options"]["batch_size"] = 4
+    run_plan(parse_plan(changed), out, progress=False)
+    after = ledger_rows(out)
+    redone = {step for step in after if after[step].started != before[step].started}
+    redone_allowed = ("train:personas", "evaluate:personas", "compare:personas")
+    # Its comparison re-runs too unless its predictions came out byte-identical.
+    assert {"train:personas", "evaluate:personas"} <= redone <= {*redone_allowed}
+    assert after["train:personas"].key != before["train:personas"].key and after["train:personas"].attempts == 2
+
+
+def start_child(plan: dict, out: Path, tmp_path: Path, pause_at: str = "", pause_in_bank_of: str = ""):
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    (tmp_path / "child.py").write_text(CHILD)
+    env = {**os.environ, "PERSONALAB_TEST_PAUSE_AT": pause_at}
+    out.mkdir(parents=True, exist_ok=True)
+    child = subprocess.Popen([sys.executable, str(tmp_path / "child.py"), str(tmp_path / "plan.json"), str(out),
+                              pause_in_bank_of], env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not (out / ".paused").exists():
+        if child.poll() is not None:
+            pytest.fail(f"the plan process ended (exit {child.returncode}) before pausing:\n{child.stderr.read()}")
+        if time.monotonic() > deadline:
+            child.kill()
+            pytest.fail("the plan process never reached its pause point")
+        time.sleep(0.1)
+    return child
+
+
+def kill(child: subprocess.Popen) -> None:
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+    child.stderr.close()
+
+
+def test_kill_9_in_the_middle_of_training_loses_no_finished_work(plan, reference, tmp_path):
+    out = tmp_path / "out"
+    child = start_child(plan, out, tmp_path, pause_in_bank_of="personas")
+    kill(child)
+    killed = ledger_rows(out)
+    assert killed["train:personas"].status == "running"
+    half_trained = out / "runs" / "personas"
+    assert not (half_trained / "personalizer.json").exists()
+    saved = [name for name in AdapterBank(half_trained / "bank").names() if name.startswith("persona/")]
+    assert len(saved) == 1  # one persona adapter of six: killed in the middle of the step
+    run_plan(parse_plan(plan), out, progress=False)
+    after = ledger_rows(out)
+    for step in ("train:unified", "evaluate:unified", "train:constrained", "compare:constrained"):
+        assert after[step].started == killed[step].started and after[step].attempts == 1  # not redone
+    assert after["train:personas"].attempts == 2 and after["train:personas"].status == "done"
+    assert results(out) == results(reference)
+
+
+def test_kill_9_while_writing_an_artifact_never_leaves_it_half_read(plan, reference, tmp_path):
+    out = tmp_path / "out"
+    child = start_child(plan, out, tmp_path, pause_at="compare:constrained@write")
+    kill(child)
+    assert ledger_rows(out)["compare:constrained"].status == "running"
+    assert not (out / "compare" / "constrained.json").exists()
+    assert list((out / "compare").glob(".constrained.json.*tmp"))  # the half-written file
+    killed = ledger_rows(out)
+    run_plan(parse_plan(plan), out, progress=False)
+    after = ledger_rows(out)
+    assert not list((out / "compare").glob(".*tmp"))
+    assert after["train:constrained"].started == killed["train:constrained"].started
+    assert after["compare:constrained"].attempts == 2
+    assert results(out) == results(reference)
+
+
+def test_a_second_plan_on_the_same_folder_is_refused(plan, tmp_path):
+    out = tmp_path / "out"
+    child = start_child(plan, out, tmp_path, pause_at="train:unified@start")
+    try:
+        with pytest.raises(PersonalabError, match=rf"in use by another `personalab plan` \(process {child.pid}\)"):
+            run_plan(parse_plan(plan), out, progress=False)
+    finally:
+        kill(child)
+
+
+def test_the_plan_command(plan, reference, tmp_path, capsys):
+    from personalab.cli.plan import register
+
+    parser = argparse.ArgumentParser(prog="personalab")
+    register(parser.add_subparsers())
+    help_text = parser._subparsers._group_actions[0].choices["plan"].format_help()
+    assert "resuming:" in help_text and "first_win" in help_text
+    config = tmp_path / "plan.yaml"
+    config.write_text(json.dumps(plan))  # JSON is valid YAML
+    out = copy(reference, tmp_path)
+    args = parser.parse_args(["plan", str(config), "--out", str(out), "--quiet"])
+    assert args.func(args) == 0
+    printed = capsys.readouterr().out
+    assert "decision: unified" in printed or "decision: constrained" in printed or "decision: personas" in printed
+    assert "McNemar p" in printed and "personas (per_persona)" in printed and "baseline" in printed
+    args = parser.parse_args(["plan", str(config), "--out", str(out), "--data", str(tmp_path / "none")])
+    with pytest.raises(PersonalabError, match="does not exist"):
+        args.func(args)

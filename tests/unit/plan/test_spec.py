@@ -1,0 +1,111 @@
+"""Plan files: every shipped plan loads, and a wrong one fails with the file, line, key path and
+what is wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from personalab.errors import PersonalabError
+from personalab.plan import load_plan, parse_plan
+
+REPO = Path(__file__).resolve().parents[3]
+PLAN = """\
+data: data/synth
+baseline:
+  strategy: unified
+candidates:
+  - name: clusters
+    strategy: per_cluster
+    options: {k: 4}
+  - strategy: ensemble
+    options: {weight: 0.6}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "plan.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_plan_loads(path):
+    spec = load_plan(path)
+    assert spec.baseline.strategy == "unified" and spec.candidates
+    for strategy in spec.strategies():
+        spec.run_config(strategy)  # the settings resolve
+    assert spec.split == "test" and spec.stop == "first_win"
+
+
+def test_the_playbook_follows_the_tree_in_cost_order():
+    spec = load_plan(REPO / "configs" / "playbook.yaml")
+    assert [c.strategy for c in spec.candidates] == [
+        "per_cluster", "weighted_merge", "from_unified", "ensemble", "ensemble", "per_cluster", "moe"]
+    assert spec.candidates[3].options == {"weight": 0.6} and "weight" not in spec.candidates[4].options
+    assert spec.candidates[5].preset == "constrained"
+    assert spec.run_config(spec.candidates[5]).settings.r == 4
+
+
+def test_a_good_plan_reads_with_defaults(tmp_path):
+    spec = load_plan(write(tmp_path, PLAN))
+    assert [c.name for c in spec.candidates] == ["clusters", "ensemble"]
+    assert spec.acceptance.alpha == 0.05 and spec.acceptance.max_share_worse is None
+    assert spec.model.name == "minilm" and spec.stop == "first_win" and spec.split == "test"
+    config = spec.run_config(spec.candidates[0])
+    assert config.strategy_options == {"k": 4} and Path(config.data).is_absolute()
+
+
+def test_strategy_with_a_preset_suffix():
+    spec = parse_plan({"data": "d", "baseline": {"strategy": "unified"},
+                       "candidates": [{"strategy": "per_cluster:constrained"}]})
+    assert spec.candidates[0].name == "per_cluster-constrained" and spec.candidates[0].preset == "constrained"
+
+
+def error(tmp_path: Path, text: str) -> str:
+    with pytest.raises(PersonalabError) as raised:
+        load_plan(write(tmp_path, text))
+    return str(raised.value)
+
+
+def test_unknown_strategy_has_a_close_match_hint_with_file_line_and_path(tmp_path):
+    message = error(tmp_path, PLAN.replace("strategy: per_cluster", "strategy: per_clustr"))
+    assert f"{tmp_path / 'plan.yaml'}:6: candidates[0].strategy: unknown strategy 'per_clustr'" in message
+    assert "did you mean per_cluster?" in message
+
+
+def test_unknown_key_is_named_with_a_hint(tmp_path):
+    message = error(tmp_path, PLAN + "acceptance:\n  alhpa: 0.01\n")
+    assert "plan.yaml:11: acceptance.alhpa: unknown key; did you mean 'alpha'?" in message
+
+
+def test_wrong_types_and_ranges_are_all_reported(tmp_path):
+    text = PLAN.replace("{k: 4}", "[4]") + "seed: one\nstop: never\nacceptance: {alpha: 1.5}\n"
+    message = error(tmp_path, text)
+    assert "3 problems" not in message and "4 problems" in message
+    assert "plan.yaml:7: candidates[0].options: expected a mapping, got a list ([4])" in message
+    assert "plan.yaml:10: seed: expected an integer, got a string ('one')" in message
+    assert "stop: 'never' is not one of first_win, all" in message
+    assert "acceptance.alpha: 1.5 is out of range (0, 1)" in message
+
+
+def test_missing_baseline_and_bad_option(tmp_path):
+    message = error(tmp_path, PLAN.replace("baseline:\n  strategy: unified\n", "").replace("{k: 4}", "{kk: 4}"))
+    assert "baseline: missing" in message
+    assert "candidates[0].options: strategy 'per_cluster' has no option kk" in message
+
+
+def test_bad_settings_preset_and_duplicate_names(tmp_path):
+    text = PLAN.replace("options: {k: 4}", "options: {k: 4}\n    preset: tight\n    settings: {epochs: many}")
+    text += "  - strategy: ensemble\n"
+    message = error(tmp_path, text)
+    assert "candidates[0].preset: unknown preset 'tight'" in message
+    assert "candidates[2].name: 'ensemble' is already the name of candidates[1]" in message
+
+
+def test_not_a_mapping_invalid_yaml_and_missing_file(tmp_path):
+    assert "a plan must be a mapping" in error(tmp_path, "- a\n- b\n")
+    assert "plan.yaml:2: invalid YAML" in error(tmp_path, "data: x\n  bad: [\n")
+    with pytest.raises(PersonalabError, match="cannot read the plan file"):
+        load_plan(tmp_path / "nothing.yaml")
