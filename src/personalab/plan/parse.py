@@ -22,7 +22,7 @@ from personalab.plan.spec import SPLITS, STOP_RULES, Acceptance, Candidate, Gate
 
 TOP_KEYS = ("data", "model", "preset", "settings", "seed", "holdout", "baseline", "candidates",
             "acceptance", "stop", "time_budget_minutes", "split", "description")
-STRATEGY_KEYS = ("name", "strategy", "options", "preset", "settings", "gate", "branch")
+STRATEGY_KEYS = ("name", "strategy", "options", "preset", "settings", "augment", "gate", "branch")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")  # it names a folder: runs/<name>
 
 
@@ -99,15 +99,27 @@ class _PlanReader(Reader):
         options = self.value(item, "options", path, "a mapping", {})
         own_preset = self.value(item, "preset", path, "a string") or suffix or None
         own_settings = self.value(item, "settings", path, "a mapping", {})
+        augment = self.value(item, "augment", path, "a list", [])
+        if augment:
+            self._check_augment(augment, f"{path}.augment")
         if name:
             self._check_strategy(name, options, path)
         self._check_settings(own_preset or preset, settings, own_settings, path)
         default_name = name + (f"-{own_preset}" if own_preset else "")
         return Candidate(
             name=self.value(item, "name", path, "a string", default_name), strategy=name, options=options,
-            preset=own_preset, settings=own_settings, gate=self.gate(item.get("gate"), f"{path}.gate"),
+            preset=own_preset, settings=own_settings, augment=augment,
+            gate=self.gate(item.get("gate"), f"{path}.gate"),
             branch=self.value(item, "branch", path, "a string", ""),
         )
+
+    def _check_augment(self, augment: list, path: str) -> None:
+        from personalab.augment import build_augmenters
+
+        try:
+            build_augmenters(augment)
+        except PersonalabError as error:
+            self.problem(path, str(error))
 
     def gate(self, item: Any, path: str) -> Gate | None:
         if item is None:

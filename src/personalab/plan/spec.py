@@ -49,6 +49,8 @@ class Candidate:
     """Training preset for this strategy (default: the plan's), e.g. ``constrained``."""
     settings: dict[str, Any] = field(default_factory=dict)
     """Training settings overriding the plan's for this strategy alone."""
+    augment: list[Any] = field(default_factory=list)
+    """Augmenters of its train rows (``personalab ls augmenters``), e.g. ``[synonyms, swap]``."""
     gate: Gate | None = None
     branch: str = ""
     """Which branch of the decision tree it stands for, in words (shown in the decision)."""
@@ -113,7 +115,7 @@ class PlanSpec:
         return RunConfig(
             data=str(Path(self.data).resolve()), strategy=candidate.strategy,
             strategy_options=dict(candidate.options), preset=preset, seed=self.seed,
-            holdout=self.holdout, model=self.model, settings=settings,
+            holdout=self.holdout, augment=list(candidate.augment), model=self.model, settings=settings,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -42,10 +42,11 @@ def test_every_shipped_plan_loads(path):
 def test_the_playbook_follows_the_tree_in_cost_order():
     spec = load_plan(REPO / "configs" / "playbook.yaml")
     assert [c.strategy for c in spec.candidates] == [
-        "per_cluster", "weighted_merge", "from_unified", "ensemble", "ensemble", "per_cluster", "moe"]
+        "per_cluster", "weighted_merge", "from_unified", "ensemble", "ensemble", "per_cluster", "per_cluster", "moe"]
     assert spec.candidates[3].options == {"weight": 0.6} and "weight" not in spec.candidates[4].options
     assert spec.candidates[5].preset == "constrained"
     assert spec.run_config(spec.candidates[5]).settings.r == 4
+    assert spec.run_config(spec.candidates[6]).augment and not spec.run_config(spec.candidates[0]).augment
 
 
 def test_a_good_plan_reads_with_defaults(tmp_path):
@@ -109,3 +110,15 @@ def test_not_a_mapping_invalid_yaml_and_missing_file(tmp_path):
     assert "plan.yaml:2: invalid YAML" in error(tmp_path, "data: x\n  bad: [\n")
     with pytest.raises(PersonalabError, match="cannot read the plan file"):
         load_plan(tmp_path / "nothing.yaml")
+
+
+def test_a_candidate_passes_its_augmenters_to_its_run(tmp_path):
+    from personalab.plan import parse_plan
+
+    spec = parse_plan({"data": str(tmp_path), "baseline": {"strategy": "unified"},
+                       "candidates": [{"strategy": "per_cluster", "augment": ["swap", {"name": "delete", "rate": 0.2}]}]},
+                      "plan.yaml")
+    assert spec.run_config(spec.candidates[0]).augment == ["swap", {"name": "delete", "rate": 0.2}]
+    with pytest.raises(PersonalabError, match="unknown augmenter 'swp'"):
+        parse_plan({"data": str(tmp_path), "baseline": {"strategy": "unified"},
+                    "candidates": [{"strategy": "per_cluster", "augment": ["swp"]}]}, "plan.yaml")
