@@ -13,7 +13,7 @@ from personalab.errors import PersonalabError
 
 # Each module defines ``register(subparsers)``, which adds its parser and sets ``func``.
 SUBCOMMANDS = (
-    "demo", "synth", "import_", "validate", "cluster", "train", "evaluate", "compare", "plan", "export", "predict", "ls"
+    "demo", "synth", "import_", "validate", "cluster", "train", "evaluate", "compare", "plan", "report", "export", "predict", "ls"
 )
 
 DESCRIPTION = """\
@@ -28,6 +28,7 @@ typical session:
   personalab evaluate runs/unified
   personalab compare runs/unified runs/per_persona  # paired test on the same test rows
   personalab plan configs/playbook.yaml --out runs/playbook   # the whole decision tree
+  personalab report runs/playbook                   # HTML + Markdown report of a plan
   personalab export runs/per_persona --out serve/   # PEFT adapters + routing table
   personalab predict runs/per_persona --persona p03 "some input"
 """

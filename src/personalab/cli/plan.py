@@ -36,7 +36,8 @@ finished steps are not redone, an interrupted step is redone from scratch. Edit 
 re-run it on the same RUN_DIR to redo exactly the steps whose inputs changed (one candidate's
 options: that candidate only; the baseline: every comparison). One plan at a time per RUN_DIR.
 
-RUN_DIR gets: plan.json (every number and the decision), report.md, runs/<name>/ (each
+RUN_DIR gets: plan.json (every number and the decision), report.html and report.md (with
+report_files/), runs/<name>/ (each
 strategy's adapters and predictions), compare/<name>.json (per-persona detail).
 """
 
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     result = run_plan(spec, args.out, progress=not args.quiet, verbose=args.verbose)
     print(format_summary(result.plan))
     print(f"\n{format_table(result.plan)}")
-    print(f"\nwrote {args.out / 'plan.json'} and {args.out / 'report.md'}")
+    print(f"\nwrote {args.out / 'plan.json'}; report: {args.out / 'report.html'} (and report.md)")
     return 0
 
 

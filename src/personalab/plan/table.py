@@ -26,13 +26,6 @@ def format_table(plan: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def markdown_table(plan: dict[str, Any]) -> str:
-    rows = [HEADER, *table_rows(plan)]
-    lines = ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows]
-    lines.insert(1, "|" + "|".join(" --- " for _ in HEADER) + "|")
-    return "\n".join(lines)
-
-
 def _row(entry: dict[str, Any], status: str, chosen: str | None) -> tuple[str, ...]:
     metrics, comparison = entry.get("metrics") or {}, entry.get("comparison")
     if entry["name"] == chosen:

@@ -1,0 +1,183 @@
+"""The report's sections with pictures, built from a plan folder: per-persona gains of the
+chosen (or best) candidate, the cluster picture with its silhouette and verdict, the training
+curves, and the wall time of every step. Each says plainly when there is nothing to draw."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from personalab.report import plots
+from personalab.report.document import Bullets, Figure, Paragraph, Section, Table, inline, strong
+from personalab.report.folder import STEP_KINDS, PlanFolder, StepTime
+from personalab.report.story import label
+from personalab.report.table import duration
+
+
+def gains_section(folder: PlanFolder) -> Section:
+    entry, why = _gains_candidate(folder)
+    title = "Per-persona gains"
+    if entry is None:
+        return Section("gains", title, (Paragraph(inline(why), "note"),))
+    personas = ((folder.comparison(entry["name"]) or {}).get("per_persona") or {}).get("personas") or []
+    if not personas:
+        return Section("gains", title, (Paragraph(inline(
+            f"The per-persona detail of {entry['name']} is missing (compare/{entry['name']}.json)."), "note"),))
+    baseline = folder.baseline["name"]
+    png = plots.persona_gains([p["persona_id"] for p in personas], [p["difference"] for p in personas],
+                              [bool(p["significant"]) for p in personas],
+                              f"{entry['name']} − {baseline}, per persona")
+    counts = entry["comparison"]["per_persona"] if entry.get("comparison") else _counts(personas)
+    caption = inline(f"Accuracy of {entry['name']} minus {baseline} on each persona's {folder.plan['split']} rows, "
+                     f"sorted. {why} ", _counts_text(counts))
+    return Section("gains", title, (Figure("persona_gains", png, f"per-persona accuracy differences of "
+                                           f"{entry['name']} against {baseline}", caption),))
+
+
+def clusters_section(folder: PlanFolder) -> Section:
+    blocks: list[Any] = []
+    for index, (name, clustering) in enumerate((folder.plan.get("clustering") or {}).items()):
+        picture = folder.picture(f"{clustering.get('folder') or 'cluster/' + name}/clusters.png")
+        text = _cluster_text(folder, name, clustering)
+        figure_name = f"clusters-{index + 1}-{_slug(name)}"  # numbered: two names may slug alike
+        blocks.append(Figure(figure_name, picture, f"clusters {name}", text) if picture
+                      else Paragraph(text))
+    if not blocks:
+        blocks = _run_cluster_picture(folder)
+    return Section("clusters", "Clusters", tuple(blocks) or (Paragraph(inline(
+        "No clustering in this plan: no gate asked for one and no run clustered its personas."), "note"),))
+
+
+def training_section(folder: PlanFolder) -> Section:
+    panels, notes = [], []
+    for entry in folder.entries:
+        records = folder.training(entry)
+        curves = {name: (r.get("train_loss") or [], r.get("val_loss") or [])
+                  for name, r in (records.get("training") or {}).items() if r.get("val_loss") or r.get("train_loss")}
+        if curves:
+            panels.append(plots.Curves(label(entry), curves))
+        if records.get("reused"):
+            notes.append(inline(strong(entry["name"]), " reused, not retrained: " + ", ".join(records["reused"])))
+    if not panels:
+        return Section("training", "Training curves", (Paragraph(inline("No learning curves were recorded."), "note"),))
+    caption = inline("Loss per epoch, one colour per adapter: training loss solid with dots (from epoch 1), "
+                     "validation loss dashed with squares (epoch 0 is before training). Runs with more than "
+                     f"{plots.MAX_LINES} adapters show the median and the interquartile range over their adapters "
+                     "instead (training blue, validation orange).")
+    blocks: list[Any] = [Figure("training_curves", plots.training_curves(panels), "training and validation loss "
+                                "per epoch", caption)]
+    return Section("training", "Training curves", tuple(blocks + ([Bullets(tuple(notes))] if notes else [])))
+
+
+def times_section(folder: PlanFolder) -> Section:
+    groups = _time_groups(folder.step_times())
+    plan = folder.plan
+    total = inline(f"Steps took {duration(plan.get('compute_seconds'))} of compute in all; the last run of the "
+                   f"command took {duration(plan.get('wall_seconds'))}. Steps an earlier run finished count with "
+                   "the time they took then.")
+    if not groups:
+        return Section("times", "Wall times", (Paragraph(total),))
+    header = ("steps of", *STEP_KINDS, "total", "notes")
+    rows = tuple((name, *(duration(s.get(k)) if k in s else "–" for k in STEP_KINDS), duration(sum(s.values())), note)
+                 for name, s, note in groups)
+    table = Table(header, rows, (False, True, True, True, True, True, False))
+    png = plots.step_times([(name, seconds) for name, seconds, _ in groups])
+    return Section("times", "Wall times", (Paragraph(total), Figure("step_times", png, "seconds per step", ()), table))
+
+
+# ----- pieces ---------------------------------------------------------------------------------
+
+
+def _gains_candidate(folder: PlanFolder) -> tuple[dict[str, Any] | None, str]:
+    """The chosen candidate; else the one with the largest gain among those whose predictions
+    differ from the baseline's somewhere (one that predicts exactly alike has nothing to show)."""
+    compared = [c for c in folder.candidates if (c.get("comparison") or {}).get("overall")]
+    chosen = next((c for c in compared if c["name"] == folder.chosen), None)
+    if chosen is not None:
+        return chosen, f"{chosen['name']} is the chosen strategy."
+    if not compared:
+        return None, "No candidate was compared with the baseline."
+    differing = [c for c in compared if _disagreements(c["comparison"]["overall"])]
+    if not differing:
+        return None, "Every candidate predicted exactly like the baseline: no persona gained or lost."
+    best = max(differing, key=lambda c: c["comparison"]["overall"]["difference"])  # ties: the first tried
+    alike = [c["name"] for c in compared if c not in differing]
+    same = f" ({', '.join(alike)} predicted exactly like the baseline.)" if alike else ""
+    return best, f"No candidate was chosen; shown is the one with the largest accuracy gain, {best['name']}.{same}"
+
+
+def _disagreements(overall: dict[str, Any]) -> int:
+    if "b_better" in overall and "a_better" in overall:
+        return int(overall["b_better"]) + int(overall["a_better"])
+    return int(overall.get("difference") != 0)
+
+
+def _counts(personas: list[dict[str, Any]]) -> dict[str, int]:
+    better = [p for p in personas if p["difference"] > 0]
+    worse = [p for p in personas if p["difference"] < 0]
+    return {"improved": len(better), "equal": len(personas) - len(better) - len(worse), "worse": len(worse),
+            "significantly_better": sum(bool(p["significant"]) for p in better),
+            "significantly_worse": sum(bool(p["significant"]) for p in worse)}
+
+
+def _counts_text(counts: dict[str, Any]) -> str:
+    method = f", {counts['method']}-corrected" if counts.get("method") else ""
+    alpha = f" at α {counts['alpha']:g}" if counts.get("alpha") is not None else ""
+    return (f"{counts['improved']} better, {counts['equal']} equal, {counts['worse']} worse; significantly "
+            f"(exact McNemar per persona{method}{alpha}): {counts.get('significantly_better', 0)} better, "
+            f"{counts['significantly_worse']} worse (dark bars with an outline).")
+
+
+def _cluster_text(folder: PlanFolder, name: str, clustering: dict[str, Any]):
+    silhouette = clustering.get("silhouette")
+    sizes = clustering.get("sizes")
+    head = inline(strong(name), f": k = {clustering.get('k')}",
+                  f" (sizes {', '.join(map(str, sizes))})" if sizes else "",
+                  ", silhouette ", strong(f"{silhouette:.3f}") if silhouette is not None else strong("?"),
+                  f" — {clustering['quality']} clusters. " if clustering.get("quality") else ". ")
+    return head + inline(_gate_verdict(folder, silhouette))
+
+
+def _gate_verdict(folder: PlanFolder, silhouette: float | None) -> str:
+    gated = [c for c in folder.candidates if (c.get("gate") or {}).get("min_silhouette") is not None]
+    if not gated or silhouette is None:
+        return "No gate used it."
+    skipped = [c["name"] for c in gated if c["status"] == "skipped" and (c.get("reason") or "").startswith(
+        f"gate: silhouette {silhouette:.3f} <")]
+    thresholds = sorted({c["gate"]["min_silhouette"] for c in gated})
+    verdicts = [f"{'passes' if silhouette >= t else 'fails'} the gate min_silhouette {t:g}" for t in thresholds]
+    text = "Verdict: it " + " and ".join(verdicts) + "; "
+    return text + (f"skipped by it: {', '.join(skipped)}." if skipped else "the gated candidates were tried.")
+
+
+def _run_cluster_picture(folder: PlanFolder) -> list[Any]:
+    """No gate clustered: the picture of the first run that clustered, the chosen one first."""
+    entries = sorted(folder.entries, key=lambda e: e["name"] != folder.chosen)
+    for entry in entries:
+        picture = folder.run_picture(entry)
+        if picture:
+            clustering = folder.training(entry).get("clustering") or {}
+            silhouette = clustering.get("silhouette")
+            text = inline("The clustering of the run ", strong(entry["name"]),
+                          f" (k = {clustering.get('k')}, silhouette ",
+                          strong("?" if silhouette is None else f"{silhouette:.3f}"), "). No gate looked at it.")
+            return [Figure(f"clusters-{_slug(entry['name'])}", picture, f"clusters of {entry['name']}", text)]
+    return []
+
+
+def _time_groups(steps: list[StepTime]) -> list[tuple[str, dict[str, float], str]]:
+    """``(who, {kind: seconds}, notes)`` in the order the steps ran; clusterings on their own line."""
+    groups: dict[str, tuple[dict[str, float], list[str]]] = {}
+    for step in steps:
+        who = f"cluster {step.name}" if step.kind == "cluster" else step.name
+        seconds, notes = groups.setdefault(who, ({}, []))
+        seconds[step.kind] = seconds.get(step.kind, 0.0) + (step.seconds or 0.0)
+        if step.status != "done":
+            notes.append(f"{step.kind} {step.status}")
+        if step.attempts > 1:
+            notes.append(f"{step.kind}: {step.attempts} attempts")
+    return [(who, seconds, "; ".join(notes)) for who, (seconds, notes) in groups.items()]
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "x"
