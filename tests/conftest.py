@@ -96,3 +96,25 @@ def tiny_plain_causal_lm_path(tmp_path_factory) -> Path:
     from personalab.models.tiny import build_tiny_causal_lm
 
     return build_tiny_causal_lm(tmp_path_factory.mktemp("tiny-plain-lm"), chat_template=False)
+
+
+@pytest.fixture
+def cli_runner(monkeypatch, capsys):
+    """``cli_runner(subcommands) -> run(*argv) -> (exit code, stdout, stderr)``: the CLI with
+    only ``subcommands`` registered (the others import torch and models, which takes seconds)."""
+    from personalab.cli import main as cli_main
+
+    def runner(subcommands):
+        monkeypatch.setattr(cli_main, "SUBCOMMANDS", tuple(subcommands))
+
+        def run_cli(*argv) -> tuple[int, str, str]:
+            try:
+                code = cli_main.main([str(a) for a in argv])
+            except SystemExit as stop:  # argparse: --help, or a usage error
+                code = stop.code
+            out, err = capsys.readouterr()
+            return code, out, err
+
+        return run_cli
+
+    return runner

@@ -5,25 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from personalab.cli import main as cli_main
 from personalab.data import write_dataset
 from personalab.data.synth import SynthConfig, synthesize
 
 
 @pytest.fixture
-def run(monkeypatch, capsys):
+def run(cli_runner):
     """``run(*argv) -> (exit code, stdout, stderr)``, with only the cluster subcommand."""
-    monkeypatch.setattr(cli_main, "SUBCOMMANDS", ("cluster",))
-
-    def run_cli(*argv) -> tuple[int, str, str]:
-        try:
-            code = cli_main.main([str(a) for a in argv])
-        except SystemExit as stop:  # argparse: --help, or a usage error
-            code = stop.code
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run_cli
+    return cli_runner(("cluster",))
 
 
 @pytest.fixture(scope="module")

@@ -9,25 +9,14 @@ import random
 import numpy as np
 import pytest
 
-from personalab.cli import main as cli_main
 from personalab.evaluate.compare import compare_runs
 from personalab.evaluate.stats import paired_comparison, per_persona_comparison
 
 
 @pytest.fixture
-def run(monkeypatch, capsys):
+def run(cli_runner):
     """``run(*argv) -> (exit code, stdout, stderr)``, with only the compare subcommand."""
-    monkeypatch.setattr(cli_main, "SUBCOMMANDS", ("compare",))
-
-    def run_cli(*argv) -> tuple[int, str, str]:
-        try:
-            code = cli_main.main([str(a) for a in argv])
-        except SystemExit as stop:  # argparse: --help, or a usage error
-            code = stop.code
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run_cli
+    return cli_runner(("compare",))
 
 
 def make_rows(accuracy, seed, personas=8, per_persona=12):

@@ -23,21 +23,10 @@ MISSING_SUBCOMMANDS = [
 
 
 @pytest.fixture
-def run(monkeypatch, capsys):
-    """``run(*argv) -> (exit code, stdout, stderr)`` through ``personalab.cli.main.main``."""
-    # Only the data subcommands: the others import torch and models (seconds), and these tests
-    # are about the data commands and main()'s error handling, not about the other parsers.
-    monkeypatch.setattr(cli_main, "SUBCOMMANDS", DATA_SUBCOMMANDS)
-
-    def run_cli(*argv: str) -> tuple[int, str, str]:
-        try:
-            code = cli_main.main([str(a) for a in argv])
-        except SystemExit as stop:  # argparse: --help, or a usage error
-            code = stop.code
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run_cli
+def run(cli_runner):
+    # Only the data subcommands: these tests are about the data commands and main()'s error
+    # handling, not about the other parsers.
+    return cli_runner(DATA_SUBCOMMANDS)
 
 
 def test_validate_a_good_dataset(run, make_dataset):
