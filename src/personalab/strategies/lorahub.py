@@ -13,7 +13,7 @@ evaluations are recorded; a budget of 0 keeps the starting weights.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -24,7 +24,7 @@ from personalab.strategies.grouping import Grouping
 from personalab.strategies.per_persona import persona_adapter
 from personalab.strategies.registry import register
 from personalab.strategies.steps import UNIFIED, rows_by_persona
-from personalab.strategies.validation import RouteScorer, mean_nll
+from personalab.strategies.validation import RouteScorer, label_indices, mean_nll
 from personalab.strategies.weighted_merge import materialized, persona_pool, playbook_logits, softmax_weights
 
 
@@ -58,6 +58,19 @@ def search_weights(objective: Callable[[np.ndarray], float], start: np.ndarray, 
         if values[i] < result.value:
             result.weights, result.value = np.asarray(candidates[i]), values[i]
     return result
+
+
+def mixture_objective(score_route: Callable[[Route], np.ndarray], labels: np.ndarray, names: Sequence[str],
+                      l1: float) -> Callable[[np.ndarray], float]:
+    """What the search minimizes over the weights of adapters ``names``: the mean NLL of the
+    rows' ``labels`` when scored through the weighted mixture (``score_route(route)`` gives the
+    rows' scores), plus ``l1`` times the weights' absolute sum."""
+
+    def objective(weights: np.ndarray) -> float:
+        route = Route(dict(zip(names, map(float, weights))))
+        return mean_nll(score_route(route), labels) + l1 * float(np.abs(weights).sum())
+
+    return objective
 
 
 @register
@@ -101,11 +114,8 @@ class LoraHub:
         names = [persona_adapter(candidates[i]) for i in keep]
         start = softmax_weights(logits[keep], self.temperature, None)
 
-        def objective(weights: np.ndarray) -> float:
-            route = Route(dict(zip(names, map(float, weights))))
-            nll = mean_nll(context, rows, scorer.scores(rows, [route] * len(rows))) if rows else 0.0
-            return nll + self.l1 * float(np.abs(weights).sum())
-
+        objective = mixture_objective(lambda route: scorer.scores(rows, [route] * len(rows)),
+                                      label_indices(context, rows), names, self.l1)
         found = search_weights(objective, start, self.budget if rows else 0, seed=context.seed)
         record = {"adapters": names, "start_weights": start.tolist(), "weights": found.weights.tolist(),
                   "start_objective": found.start_value, "objective": found.value,

@@ -40,11 +40,16 @@ def score_rows(context: FitContext, rows: Sequence[Example], routes: Sequence[Ro
         scorer.close()
 
 
-def mean_nll(context: FitContext, rows: Sequence[Example], scores: np.ndarray) -> float:
-    """The mean negative log-likelihood of the rows' outputs, scores normalized over choices."""
+def mean_nll(scores: np.ndarray, labels: np.ndarray) -> float:
+    """The mean negative log-likelihood of choice ``labels[i]`` in row ``i``, scores normalized
+    over choices."""
     log_probs = scores - np.logaddexp.reduce(scores, axis=1, keepdims=True)
-    labels = [context.backend.choices.index(row.output) for row in rows]
-    return float(-log_probs[np.arange(len(rows)), labels].mean())
+    return float(-log_probs[np.arange(len(labels)), labels].mean())
+
+
+def label_indices(context: FitContext, rows: Sequence[Example]) -> np.ndarray:
+    """Each row's output as its index among the backend's choices."""
+    return np.array([context.backend.choices.index(row.output) for row in rows], dtype=np.int64)
 
 
 def correct(context: FitContext, rows: Sequence[Example], scores: np.ndarray) -> np.ndarray:
