@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,8 @@ def register(subparsers: Any) -> None:
                         help="run directory: created, or resumed when it holds this plan already")
     parser.add_argument("--data", metavar="DIR", help="dataset folder, instead of the plan's `data`")
     parser.add_argument("--quiet", action="store_true", help="no progress lines (the result is still printed)")
-    parser.add_argument("--verbose", action="store_true", help="also show the training and evaluation bars")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show the training and evaluation bars (shown anyway when stderr is a terminal)")
     parser.set_defaults(func=run)
 
 
@@ -74,7 +76,9 @@ def run(args: argparse.Namespace) -> int:
     spec = load_plan(args.config)
     if args.data:
         spec = replace(spec, data=args.data)
-    result = run_plan(spec, args.out, progress=not args.quiet, verbose=args.verbose)
+    # A POPQUORN training step takes half an hour: in a terminal, show how far it is.
+    bars = args.verbose or (not args.quiet and sys.stderr.isatty())
+    result = run_plan(spec, args.out, progress=not args.quiet, verbose=bars)
     print(format_summary(result.plan))
     print(f"\n{format_table(result.plan)}")
     print(f"\nwrote {args.out / 'plan.json'}; report: {args.out / 'report.html'} (and report.md)")
