@@ -1,5 +1,6 @@
 """Honest progress lines for a plan run, on stderr:
 
+    [3/9] train per_cluster ... (elapsed 1:29, about 6:11 left)
     [3/9] train per_cluster ... done in 41 s (elapsed 2:10, about 5:30 left)
 
 The estimate of what is left adds, for every step still ahead, the mean time of the finished
@@ -32,8 +33,9 @@ class Progress:
     def begin(self, step: str) -> None:
         # A whole line, and the outcome on a line of its own: whatever the step prints in
         # between (bars, library notices) cannot break either.
+        times = self._times() if self.seconds else ""  # before the step counts as visited: it is still ahead
         self._advance(step)
-        self._write(f"{self._prefix(step)} ...")
+        self._write(f"{self._prefix(step)} ..." + (f" ({times})" if times else ""))
 
     def done(self, step: str, kind: str, seconds: float) -> None:
         self.seconds[kind].append(seconds)
