@@ -148,6 +148,27 @@ def test_weighted_merge_materialized_equals_the_mixture_it_merges(synth_dir, per
     assert records and all(r["max_relative_error"] < 1e-5 for r in records.values())
 
 
+def test_merges_on_top_of_unified_mix_the_stacked_persona_adapters_over_unified(synth_dir, personas_run, tmp_path):
+    stacked = tmp_path / "stacked"
+    train_run(config(synth_dir, "per_persona", on_top_of="unified"), stacked, progress=False, reuse=[personas_run])
+    stacked_personas = {n for n in AdapterBank(stacked / "bank").names() if n.startswith("persona/")}
+    for name, materialize in (("mixture", False), ("merged", True)):
+        train_run(config(synth_dir, "weighted_merge", on_top_of="unified", materialize=materialize, temperature=1.0,
+                         **FAST), tmp_path / name, progress=False, reuse=[personas_run, stacked])
+        reused = training_records(tmp_path / name)["reused"]
+        assert {n: reused[n] for n in stacked_personas} == {n: str(stacked) for n in stacked_personas}
+        evaluate_run(tmp_path / name, progress=False)
+    mixture = json.loads((tmp_path / "mixture" / "personalizer.json").read_text())["table"]
+    assert all(route["unified"] == 1.0 and len(route) > 2 for route in mixture.values())
+    assert np.allclose(_scores(tmp_path / "mixture"), _scores(tmp_path / "merged"), atol=1e-4)
+
+    train_run(config(synth_dir, "lorahub", on_top_of="unified", budget=6, materialize=False, **FAST),
+              tmp_path / "hub", progress=False, reuse=[stacked])
+    searched = json.loads((tmp_path / "hub" / "personalizer.json").read_text())["table"]
+    assert all(route["unified"] == 1.0 for route in searched.values())
+    assert all(r["on_top_of"] == "unified" for r in training_records(tmp_path / "hub")["lorahub"].values())
+
+
 def test_augment_modifies_only_the_train_rows_a_strategy_trains_on(synth_dir, tmp_path):
     from personalab.data import load_dataset
 

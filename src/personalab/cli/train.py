@@ -38,7 +38,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--data", help="dataset folder (personas.jsonl, examples.jsonl, dataset.yaml)")
     parser.add_argument("--out", required=True, type=Path, help="run directory to create")
     parser.add_argument("--strategy", help="strategy name (default: unified); NAME:PRESET also picks the preset, e.g. per_cluster:constrained")
-    parser.add_argument("--on-top-of", metavar="ADAPTER", help="per_persona: train each persona adapter with this one (unified) active and frozen beneath")
+    parser.add_argument("--on-top-of", metavar="ADAPTER", help="per_persona, weighted_merge, lorahub: train each persona adapter with this one (unified) active and frozen beneath")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="options",
                         help="a strategy option, e.g. --set k=8 --set on_top_of=unified (repeatable; see `personalab ls strategies`)")
     parser.add_argument("--reuse", action="append", default=[], type=Path, metavar="RUN_DIR",

@@ -34,6 +34,10 @@ class Route:
             return self.weights[0][0]
         return None
 
+    def stacked_on(self, adapter: str) -> "Route":
+        """This route with ``adapter`` beneath it at weight 1 (how stacked adapters are used)."""
+        return Route({**self.to_json(), adapter: 1.0})
+
     def to_json(self) -> dict[str, float]:
         return dict(self.weights)
 

@@ -7,7 +7,9 @@ persona adapters, starting from the playbook-1 weights, minimizing the validatio
 cluster's personas plus an L1 penalty on the weights (as LoraHub does, to keep the mixture
 sparse). Each evaluation scores the cluster's validation rows through the engine with the
 mixture as their route. The weights found, their validation loss and the number of
-evaluations are recorded; a budget of 0 keeps the starting weights.
+evaluations are recorded; a budget of 0 keeps the starting weights. With
+``on_top_of="unified"`` the persona adapters are trained over the unified one, which stays
+beneath every searched mixture at weight 1 (see ``weighted_merge``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from personalab.strategies.base import FitContext, RoutingTable
 from personalab.strategies.grouping import Grouping
 from personalab.strategies.per_persona import persona_adapter
 from personalab.strategies.registry import register
-from personalab.strategies.steps import UNIFIED, rows_by_persona
+from personalab.strategies.steps import UNIFIED, rows_by_persona, stacked_on_unified
 from personalab.strategies.validation import RouteScorer, label_indices, mean_nll
 from personalab.strategies.weighted_merge import materialized, persona_pool, playbook_logits, softmax_weights
 
@@ -60,14 +62,20 @@ def search_weights(objective: Callable[[np.ndarray], float], start: np.ndarray, 
     return result
 
 
+def mixture_route(names: Sequence[str], weights: np.ndarray, under: str | None) -> Route:
+    """Adapters ``names`` at ``weights``, over adapter ``under`` at weight 1 when given."""
+    route = Route(dict(zip(names, map(float, weights))))
+    return route.stacked_on(under) if under else route
+
+
 def mixture_objective(score_route: Callable[[Route], np.ndarray], labels: np.ndarray, names: Sequence[str],
-                      l1: float) -> Callable[[np.ndarray], float]:
+                      l1: float, under: str | None = None) -> Callable[[np.ndarray], float]:
     """What the search minimizes over the weights of adapters ``names``: the mean NLL of the
-    rows' ``labels`` when scored through the weighted mixture (``score_route(route)`` gives the
-    rows' scores), plus ``l1`` times the weights' absolute sum."""
+    rows' ``labels`` when scored through the weighted mixture (over ``under``, if given;
+    ``score_route(route)`` gives the rows' scores), plus ``l1`` times the weights' absolute sum."""
 
     def objective(weights: np.ndarray) -> float:
-        route = Route(dict(zip(names, map(float, weights))))
+        route = mixture_route(names, weights, under)
         return mean_nll(score_route(route), labels) + l1 * float(np.abs(weights).sum())
 
     return objective
@@ -80,16 +88,19 @@ class LoraHub:
 
     def __init__(self, budget: int = 40, candidates: int = 8, l1: float = 0.05, temperature: float = 0.1,
                  materialize: bool = True, k: int | None = None, k_min: int = 2, k_max: int = 8,
-                 method: str = "kmeans", source: str = "inputs", min_train_rows: int = 8, batch_size: int = 8):
+                 method: str = "kmeans", source: str = "inputs", min_train_rows: int = 8, batch_size: int = 8,
+                 on_top_of: str | None = None):
         if budget < 0 or candidates < 1:
             raise PersonalabError(f"lorahub needs budget >= 0 and candidates >= 1 (got {budget}, {candidates})")
         self.budget, self.candidates, self.l1, self.temperature = budget, candidates, l1, temperature
         self.materialize = materialize
         self.grouping = Grouping(k, k_min, k_max, method, source)
         self.min_train_rows, self.batch_size = min_train_rows, batch_size
+        self.under = UNIFIED if stacked_on_unified(self.name, on_top_of) else None
 
     def fit(self, context: FitContext) -> RoutingTable:
-        scores, groups = persona_pool(context, self.min_train_rows, self.batch_size, self.grouping)
+        scores, groups = persona_pool(context, self.min_train_rows, self.batch_size, self.grouping,
+                                      stacked=self.under is not None)
         val = rows_by_persona(context.dataset, "val")
         scorer = RouteScorer(context, [persona_adapter(p) for p in scores])
         table, records = {}, {}
@@ -115,9 +126,9 @@ class LoraHub:
         start = softmax_weights(logits[keep], self.temperature, None)
 
         objective = mixture_objective(lambda route: scorer.scores(rows, [route] * len(rows)),
-                                      label_indices(context, rows), names, self.l1)
+                                      label_indices(context, rows), names, self.l1, self.under)
         found = search_weights(objective, start, self.budget if rows else 0, seed=context.seed)
         record = {"adapters": names, "start_weights": start.tolist(), "weights": found.weights.tolist(),
                   "start_objective": found.start_value, "objective": found.value,
-                  "evaluations": found.evaluations, "val_rows": len(rows)}
-        return Route(dict(zip(names, map(float, found.weights)))), record
+                  "evaluations": found.evaluations, "val_rows": len(rows), "on_top_of": self.under}
+        return mixture_route(names, found.weights, self.under), record

@@ -9,10 +9,9 @@ beneath (route ``{unified: 1, persona/p: 1}``: the playbook's "train from unifie
 from __future__ import annotations
 
 from personalab.engine import Route
-from personalab.errors import PersonalabError
 from personalab.strategies.base import FitContext, RoutingTable
 from personalab.strategies.registry import register
-from personalab.strategies.steps import UNIFIED, rows_by_persona, train_group_adapters
+from personalab.strategies.steps import UNIFIED, rows_by_persona, stacked_on_unified, train_group_adapters
 
 
 def persona_adapter(persona_id: str) -> str:
@@ -25,9 +24,7 @@ class PerPersona:
     summary = "one adapter per persona, fleet-trained in one pass; few-row personas route to unified"
 
     def __init__(self, on_top_of: str | None = None, min_train_rows: int = 8, batch_size: int = 8):
-        if on_top_of not in (None, UNIFIED):
-            raise PersonalabError(f"per_persona trains on top of 'unified' only, not {on_top_of!r}")
-        self.on_top_of = on_top_of
+        self.stacked = stacked_on_unified(self.name, on_top_of)
         self.min_train_rows = min_train_rows
         # A persona has ~30 rows: small batches give its adapter enough steps to learn.
         self.batch_size = batch_size
@@ -35,12 +32,17 @@ class PerPersona:
     def fit(self, context: FitContext) -> RoutingTable:
         personas = trainable_personas(context, self.min_train_rows)
         groups = {persona_adapter(pid): [pid] for pid in personas}
-        train_group_adapters(context, groups, on_top_of_unified=bool(self.on_top_of),
+        train_group_adapters(context, groups, on_top_of_unified=self.stacked,
                              batch_size=self.batch_size, label="personas")
         context.records["default_route_personas"] = sorted(set(context.dataset.personas) - set(personas))
-        under = {UNIFIED: 1.0} if self.on_top_of else {}
-        table = {pid: Route({**under, persona_adapter(pid): 1.0}) for pid in personas}
+        table = {pid: persona_route(pid, self.stacked) for pid in personas}
         return RoutingTable(default=Route.single(UNIFIED), table=table)
+
+
+def persona_route(persona_id: str, stacked: bool) -> Route:
+    """The route to a persona's own adapter (over the unified one when it was trained on top)."""
+    route = Route.single(persona_adapter(persona_id))
+    return route.stacked_on(UNIFIED) if stacked else route
 
 
 def trainable_personas(context: FitContext, min_train_rows: int) -> list[str]:

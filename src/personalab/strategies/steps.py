@@ -20,6 +20,7 @@ from typing import Any, Mapping, Sequence
 from personalab.bank import AdapterBank
 from personalab.data.schema import Dataset, Example
 from personalab.engine import Route
+from personalab.errors import PersonalabError
 from personalab.strategies.base import FitContext
 from personalab.train.adapters import HEAD_FILE, add_lora, load_head, save_head
 from personalab.train.fleet import Member, train_fleet
@@ -27,6 +28,14 @@ from personalab.train.loop import seed_everything, train_adapter
 from personalab.train.presets import TrainSettings
 
 UNIFIED = "unified"
+
+
+def stacked_on_unified(strategy: str, on_top_of: str | None) -> bool:
+    """A strategy's ``on_top_of`` option: ``"unified"`` (train its adapters with the unified one
+    frozen beneath them) or None (from the base model); anything else is an error."""
+    if on_top_of not in (None, UNIFIED):
+        raise PersonalabError(f"{strategy} trains on top of 'unified' only, not {on_top_of!r}")
+    return on_top_of == UNIFIED
 
 
 def fingerprint(**parts: Any) -> str:

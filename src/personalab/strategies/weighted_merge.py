@@ -7,6 +7,11 @@ own persona's validation rows and ``e_j`` its persona's embedding; every persona
 cluster routes to that mixture. With ``neighbourhood="knn"`` each persona instead mixes its
 ``top_k`` nearest persona adapters, with ``cos(e_p, e_j)`` in place of the centroid term.
 
+With ``on_top_of="unified"`` the persona adapters are trained on top of the frozen unified
+one (as ``per_persona`` can be), scored and mixed over it: every route is ``unified`` plus the
+mixture. Persona adapters trained from the base model on a few dozen rows can sit at chance,
+and so would their merge.
+
 With ``materialize`` (the default) each cluster's mixture is merged into one bank adapter
 ``merged/<run>-cluster-<c>`` at the smallest rank that loses nothing (its relative error, only
 rounding, is recorded) and personas route to it: one adapter per row instead of a mixture of
@@ -22,9 +27,9 @@ from personalab.engine import Route
 from personalab.errors import PersonalabError
 from personalab.strategies.base import FitContext, RoutingTable
 from personalab.strategies.grouping import Grouping, Groups, group_personas
-from personalab.strategies.per_persona import persona_adapter, trainable_personas
+from personalab.strategies.per_persona import persona_adapter, persona_route, trainable_personas
 from personalab.strategies.registry import register
-from personalab.strategies.steps import UNIFIED, rows_by_persona, train_group_adapters
+from personalab.strategies.steps import UNIFIED, rows_by_persona, stacked_on_unified, train_group_adapters
 from personalab.strategies.validation import accuracy_by_persona, correct, score_rows
 
 
@@ -55,22 +60,23 @@ def materialized(context: FitContext, table: dict[str, Route]) -> dict[str, Rout
     return {pid: merged[route] for pid, route in table.items()}
 
 
-def persona_scores(context: FitContext, personas: list[str]) -> dict[str, float]:
+def persona_scores(context: FitContext, personas: list[str], stacked: bool) -> dict[str, float]:
     """Each persona adapter's accuracy on its own persona's validation rows."""
     val = rows_by_persona(context.dataset, "val")
     rows = [row for pid in personas for row in val[pid]]
-    routes = [Route.single(persona_adapter(row.persona_id)) for row in rows]
+    routes = [persona_route(row.persona_id, stacked) for row in rows]
     accuracy = accuracy_by_persona(rows, correct(context, rows, score_rows(context, rows, routes)))
     return {pid: accuracy.get(pid, 0.0) for pid in personas}
 
 
-def persona_pool(context: FitContext, min_train_rows: int, batch_size: int, grouping: Grouping):
-    """The persona adapters (trained or reused), each one's validation accuracy on its own
-    persona, and the personas' clusters: what every persona-merging strategy starts from."""
+def persona_pool(context: FitContext, min_train_rows: int, batch_size: int, grouping: Grouping, stacked: bool):
+    """The persona adapters (trained or reused; over the unified one when ``stacked``), each
+    one's validation accuracy on its own persona, and the personas' clusters: what every
+    persona-merging strategy starts from."""
     personas = trainable_personas(context, min_train_rows)
-    train_group_adapters(context, {persona_adapter(p): [p] for p in personas}, on_top_of_unified=False,
+    train_group_adapters(context, {persona_adapter(p): [p] for p in personas}, on_top_of_unified=stacked,
                          batch_size=batch_size, label="personas")
-    return persona_scores(context, personas), group_personas(context, grouping)
+    return persona_scores(context, personas, stacked), group_personas(context, grouping)
 
 
 def playbook_logits(groups: Groups, cluster: int, candidates: list[str], scores: dict[str, float]) -> np.ndarray:
@@ -86,7 +92,8 @@ class WeightedMerge:
 
     def __init__(self, neighbourhood: str = "cluster", top_k: int | None = None, temperature: float = 0.1,
                  materialize: bool = True, k: int | None = None, k_min: int = 2, k_max: int = 8,
-                 method: str = "kmeans", source: str = "inputs", min_train_rows: int = 8, batch_size: int = 8):
+                 method: str = "kmeans", source: str = "inputs", min_train_rows: int = 8, batch_size: int = 8,
+                 on_top_of: str | None = None):
         if neighbourhood not in ("cluster", "knn"):
             raise PersonalabError(f"weighted_merge neighbourhood must be 'cluster' or 'knn', not {neighbourhood!r}")
         if temperature < 0:
@@ -95,16 +102,20 @@ class WeightedMerge:
         self.materialize = materialize
         self.grouping = Grouping(k, k_min, k_max, method, source)
         self.min_train_rows, self.batch_size = min_train_rows, batch_size
+        self.stacked = stacked_on_unified(self.name, on_top_of)
 
     def fit(self, context: FitContext) -> RoutingTable:
-        scores, groups = persona_pool(context, self.min_train_rows, self.batch_size, self.grouping)
+        scores, groups = persona_pool(context, self.min_train_rows, self.batch_size, self.grouping, self.stacked)
         with_adapter = [pid for pid in groups.ids if pid in scores]
         if self.neighbourhood == "cluster":
             table = self._cluster_routes(groups, with_adapter, scores)
         else:
             table = self._knn_routes(groups, with_adapter, scores)
+        if self.stacked:
+            table = {pid: route.stacked_on(UNIFIED) for pid, route in table.items()}
         context.records["merge"] = {"persona_val_accuracy": scores, "temperature": self.temperature,
-                                    "top_k": self.top_k, "neighbourhood": self.neighbourhood}
+                                    "top_k": self.top_k, "neighbourhood": self.neighbourhood,
+                                    "on_top_of": UNIFIED if self.stacked else None}
         if self.materialize and self.neighbourhood == "cluster":
             table = materialized(context, table)
         return RoutingTable(default=Route.single(UNIFIED), table=table)
