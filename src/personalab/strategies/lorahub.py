@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from personalab.engine import Route
 from personalab.errors import PersonalabError
@@ -81,6 +82,21 @@ def mixture_objective(score_route: Callable[[Route], np.ndarray], labels: np.nda
     return objective
 
 
+def counted(objective: Callable[[np.ndarray], float], bar) -> Callable[[np.ndarray], float]:
+    """``objective``, ticking the progress ``bar`` once per evaluation with the best value so far."""
+    best = float("inf")
+
+    def tick(weights: np.ndarray) -> float:
+        nonlocal best
+        value = objective(weights)
+        best = min(best, value)
+        bar.update()
+        bar.set_postfix(best=f"{best:.4f}")
+        return value
+
+    return tick
+
+
 @register
 class LoraHub:
     name = "lorahub"
@@ -127,7 +143,11 @@ class LoraHub:
 
         objective = mixture_objective(lambda route: scorer.scores(rows, [route] * len(rows)),
                                       label_indices(context, rows), names, self.l1, self.under)
-        found = search_weights(objective, start, self.budget if rows else 0, seed=context.seed)
+        budget = self.budget if rows else 0
+        # Each evaluation scores the cluster's validation rows: minutes per cluster on a CPU.
+        with tqdm(total=budget, desc=f"lorahub cluster {cluster}", unit="eval", disable=not context.progress) as bar:
+            found = search_weights(counted(objective, bar), start, budget, seed=context.seed)
+            bar.total = found.evaluations  # whole CMA generations may leave some budget unused
         record = {"adapters": names, "start_weights": start.tolist(), "weights": found.weights.tolist(),
                   "start_objective": found.start_value, "objective": found.value,
                   "evaluations": found.evaluations, "val_rows": len(rows), "on_top_of": self.under}
