@@ -9,8 +9,8 @@ cluster routes to that mixture. With ``neighbourhood="knn"`` each persona instea
 
 With ``on_top_of="unified"`` the persona adapters are trained on top of the frozen unified
 one (as ``per_persona`` can be), scored and mixed over it: every route is ``unified`` plus the
-mixture. Persona adapters trained from the base model on a few dozen rows can sit at chance,
-and so would their merge.
+mixture (and a materialized merge below holds the unified delta too). Persona adapters
+trained from the base model on a few dozen rows can sit at chance, and so would their merge.
 
 With ``materialize`` (the default) each cluster's mixture is merged into one bank adapter
 ``merged/<run>-cluster-<c>`` at the smallest rank that loses nothing (its relative error, only
