@@ -112,11 +112,10 @@ class LoraHub:
         self.materialize = materialize
         self.grouping = Grouping(k, k_min, k_max, method, source)
         self.min_train_rows, self.batch_size = min_train_rows, batch_size
-        self.under = UNIFIED if stacked_on_unified(self.name, on_top_of) else None
+        self.stacked = stacked_on_unified(self.name, on_top_of)
 
     def fit(self, context: FitContext) -> RoutingTable:
-        scores, groups = persona_pool(context, self.min_train_rows, self.batch_size, self.grouping,
-                                      stacked=self.under is not None)
+        scores, groups = persona_pool(context, self.min_train_rows, self.batch_size, self.grouping, self.stacked)
         val = rows_by_persona(context.dataset, "val")
         scorer = RouteScorer(context, [persona_adapter(p) for p in scores])
         table, records = {}, {}
@@ -140,9 +139,10 @@ class LoraHub:
         keep = np.argsort(-logits, kind="stable")[: self.candidates]
         names = [persona_adapter(candidates[i]) for i in keep]
         start = softmax_weights(logits[keep], self.temperature, None)
+        under = UNIFIED if self.stacked else None
 
         objective = mixture_objective(lambda route: scorer.scores(rows, [route] * len(rows)),
-                                      label_indices(context, rows), names, self.l1, self.under)
+                                      label_indices(context, rows), names, self.l1, under)
         budget = self.budget if rows else 0
         # Each evaluation scores the cluster's validation rows: minutes per cluster on a CPU.
         with tqdm(total=budget, desc=f"lorahub cluster {cluster}", unit="eval", disable=not context.progress) as bar:
@@ -150,5 +150,5 @@ class LoraHub:
             bar.total = found.evaluations  # whole CMA generations may leave some budget unused
         record = {"adapters": names, "start_weights": start.tolist(), "weights": found.weights.tolist(),
                   "start_objective": found.start_value, "objective": found.value,
-                  "evaluations": found.evaluations, "val_rows": len(rows), "on_top_of": self.under}
-        return mixture_route(names, found.weights, self.under), record
+                  "evaluations": found.evaluations, "val_rows": len(rows), "on_top_of": under}
+        return mixture_route(names, found.weights, under), record
