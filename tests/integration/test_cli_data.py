@@ -115,6 +115,58 @@ def test_import_csv_missing_column(run, tmp_path):
     assert "missing column 'person'; available columns: 'user', 'text', 'label'" in err
 
 
+def test_import_popquorn_split_by_item(run, tmp_path):
+    source = write_popquorn_like(tmp_path / "p.csv")
+    code, out, err = run("import", "popquorn", source, "--split-by", "item",
+                         "--out", tmp_path / "d")
+    assert code == 0, err
+    assert "split_by item: 12 distinct inputs, each in one split for every persona" in out
+    assert "split_by: item" in (tmp_path / "d" / "dataset.yaml").read_text()
+    assert load_dataset(tmp_path / "d").split_by == "item"
+    code, out, _ = run("validate", tmp_path / "d")
+    assert code == 0 and "split_by item: 12 distinct inputs" in out
+
+
+def test_import_default_split_is_row_and_not_written(run, tmp_path):
+    source = write_popquorn_like(tmp_path / "p.csv")
+    code, out, err = run("import", "popquorn", source, "--out", tmp_path / "d")
+    assert code == 0, err
+    assert "split_by" not in out
+    assert "split_by" not in (tmp_path / "d" / "dataset.yaml").read_text()
+
+
+def test_import_csv_split_by_persona(run, tmp_path):
+    source = tmp_path / "r.csv"
+    rows = [f"u{p},text {i},{'yes' if (p + i) % 2 else 'no'}" for p in range(12) for i in range(3)]
+    source.write_text("\n".join(["user,text,label", *rows]) + "\n")
+    code, out, err = run("import", "csv", source, "--out", tmp_path / "d", "--persona-col",
+                         "user", "--input-col", "text", "--output-col", "label",
+                         "--split-by", "persona")
+    assert code == 0, err
+    assert "personas have no train rows (cold start, by design" in out
+
+
+@pytest.mark.parametrize("source", ["popquorn", "csv"])
+def test_import_bad_split_by_exits_2(run, tmp_path, source):
+    code, out, err = run("import", source, tmp_path / "p.csv", "--out", tmp_path / "d",
+                         "--split-by", "comment")
+    assert code == 2 and out == ""
+    assert "argument --split-by: invalid choice: 'comment'" in err
+    assert "'row', 'item', 'persona'" in err and "Traceback" not in err
+    assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize("source", ["popquorn", "csv"])
+def test_import_help_teaches_split_by(run, source):
+    code, out, _ = run("import", source, "--help")
+    assert code == 0
+    text = " ".join(out.split())  # argparse wraps the help text
+    assert "--split-by {row,item,persona}" in text
+    assert "row (default): each (persona, row) on its own" in text
+    assert "so no test input is ever seen in training" in text
+    assert "test personas have no train rows (cold start)" in text
+
+
 @pytest.mark.parametrize("argv", [["validate"], ["synth"], ["import", "popquorn"],
                                   ["import", "csv"]])
 def test_help_shows_an_example(run, argv):

@@ -8,10 +8,12 @@ from personalab.cli.validate import format_split_counts
 from personalab.data.importers.csv_import import CsvMapping, ImportSummary, import_csv
 from personalab.data.importers.popquorn import TASKS as POPQUORN_TASKS
 from personalab.data.importers.popquorn import import_popquorn
+from personalab.data.splits import DEFAULT_SPLIT_BY, SPLIT_BY
 
 DESCRIPTION = """\
 Import data into a dataset folder (dataset.yaml, personas.jsonl, examples.jsonl), then
-validate it. Rows without a split get one by the hash rule of BENCHMARK.md.
+validate it. Rows without a split get one by the hash rule of BENCHMARK.md, under the split
+setting --split-by (row, item or persona: which rows move together between splits).
 
 examples:
   personalab import popquorn ../shared/data/popquorn/offensiveness.csv --task binary \\
@@ -24,10 +26,13 @@ POPQUORN_DESCRIPTION = """\
 Import the POPQUORN offensiveness ratings exactly as BENCHMARK.md section 1 prescribes:
 persona = user_id, profile = gender, race, age, occupation, education; example = one
 rating; split by sha256 of "user_id:instance_id" (7751 / 2655 / 2630 rows).
+--split-by item holds out whole comments instead, as published annotator-modelling work does.
 
-example:
+examples:
   personalab import popquorn ../shared/data/popquorn/offensiveness.csv --task 5way \\
       --out data/popquorn-5way
+  personalab import popquorn ../shared/data/popquorn/offensiveness.csv --split-by item \\
+      --out data/popquorn-items
 """
 
 CSV_DESCRIPTION = """\
@@ -66,6 +71,7 @@ def _register_popquorn(sources: argparse._SubParsersAction) -> None:
         help="binary: offensive if rating >= 2 (default); 5way: the rating 1..5",
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="dataset folder to write")
+    _add_split_by(parser, item="a comment (instance_id)")
     parser.set_defaults(func=run_popquorn)
 
 
@@ -98,7 +104,18 @@ def _register_csv(sources: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--name", help="dataset name (default: the CSV file's name)")
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the split hash")
+    _add_split_by(parser, item="an input (its --id-col value, else its text)")
     parser.set_defaults(func=run_csv)
+
+
+def _add_split_by(parser: argparse.ArgumentParser, item: str) -> None:
+    parser.add_argument(
+        "--split-by", choices=SPLIT_BY, default=DEFAULT_SPLIT_BY,
+        help="which rows share a split. row (default): each (persona, row) on its own, so a "
+        "test input may be in training under other personas; item: all rows of "
+        f"{item} together, so no test input is ever seen in training; persona: all rows of "
+        "a persona together, so test personas have no train rows (cold start)",
+    )
 
 
 def _comma_list(text: str) -> tuple[str, ...]:
@@ -106,7 +123,7 @@ def _comma_list(text: str) -> tuple[str, ...]:
 
 
 def run_popquorn(args: argparse.Namespace) -> int:
-    print(_describe(import_popquorn(args.csv, args.task, args.out)))
+    print(_describe(import_popquorn(args.csv, args.task, args.out, split_by=args.split_by)))
     return 0
 
 
@@ -122,7 +139,7 @@ def run_csv(args: argparse.Namespace) -> int:
     )
     summary = import_csv(
         args.file, mapping, args.out, task=args.task, choices=args.choices,
-        name=args.name, split_seed=args.split_seed,
+        name=args.name, split_seed=args.split_seed, split_by=args.split_by,
     )
     print(_describe(summary))
     return 0
@@ -135,4 +152,4 @@ def _describe(summary: ImportSummary) -> str:
     )
     if summary.label_counts:
         text += "\nlabels: " + ", ".join(f"{k} {n}" for k, n in summary.label_counts.items())
-    return text
+    return "\n".join([text, *summary.notes])

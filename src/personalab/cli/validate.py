@@ -9,13 +9,15 @@ import argparse
 
 from personalab.data import validate_dataset
 from personalab.data.schema import Dataset
+from personalab.data.split_checks import split_notes
 from personalab.errors import DataError
 
 DESCRIPTION = """\
 Check a dataset folder (dataset.yaml, personas.jsonl, examples.jsonl) against every rule:
 valid JSON and YAML, required fields, known persona ids, labels inside the label set, no
-duplicate rows, no row in two splits, a train row for every persona. Prints a summary when
-the folder is valid, else every problem with its file and line (exit code 2).
+duplicate rows, no row in two splits, rows true to the split setting (split_by in
+dataset.yaml), a train row for every persona (unless split_by is persona: cold start). Prints
+a summary when the folder is valid, else every problem with its file and line (exit code 2).
 
 example:
   personalab validate data/synth
@@ -38,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     if problems or dataset is None:
         # Every problem, not the first 50: fixing a file should take one pass.
         raise DataError(problems, limit=len(problems))
-    print(f"OK: {describe_dataset(dataset)}")
+    print("\n".join([f"OK: {describe_dataset(dataset)}", *split_notes(dataset)]))
     return 0
 
 

@@ -72,12 +72,18 @@ def atomic_write_jsonl(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]
 # --- writing a dataset -----------------------------------------------------------------------
 
 
+# Keys left out of dataset.yaml at these values: a folder written with the default setting
+# is then byte-for-byte what it was before the key existed.
+_SPEC_DEFAULTS_LEFT_OUT = {"split_by": "row"}
+
+
 def spec_to_dict(spec: DatasetSpec) -> dict[str, Any]:
-    """The ``dataset.yaml`` mapping for ``spec``; unset optional keys are left out."""
+    """The ``dataset.yaml`` mapping for ``spec``; unset optional keys are left out, and so is
+    ``split_by`` when it is the default ``row``."""
     data: dict[str, Any] = {}
     for spec_field in fields(spec):
         value = getattr(spec, spec_field.name)
-        if value is None:
+        if value is None or _SPEC_DEFAULTS_LEFT_OUT.get(spec_field.name) == value:
             continue
         data[spec_field.name] = list(value) if isinstance(value, tuple) else value
     return data

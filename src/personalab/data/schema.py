@@ -41,6 +41,10 @@ class DatasetSpec:
     # None renders "key: value, key: value".
     profile_template: str | None = None
     split_seed: int = 0
+    # Which unit the split rule hashes: "row", "item" or "persona" (personalab.data.splits).
+    # A dataset.yaml without the key means "row", so folders written before it existed load
+    # unchanged.
+    split_by: str = "row"
 
 
 @dataclass
@@ -55,6 +59,11 @@ class Dataset:
 
     def choices_for(self, example: Example) -> tuple[str, ...]:
         return example.choices or self.spec.choices or ()
+
+    @property
+    def split_by(self) -> str:
+        """The split setting the rows are in ("row", "item" or "persona"), for reports."""
+        return self.spec.split_by
 
     @property
     def profiles(self) -> dict[str, str]:

@@ -2,8 +2,10 @@
 
 ``validate_dataset`` reads the three files (formats are ``personalab.data.io``'s business),
 turns rows into ``Persona`` / ``Example`` records, renders missing profiles, assigns missing
-splits by the hash rule, and then checks the rules that span rows. It never stops at the first
-problem, so that a user fixes a file in one pass instead of one error per run.
+splits by the hash rule under the dataset's split setting (``split_by``), and then checks the
+rules that span rows (the split setting's own are in ``personalab.data.split_checks``). It
+never stops at the first problem, so that a user fixes a file in one pass instead of one
+error per run.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 import string
 from collections import Counter
 from dataclasses import fields
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +28,8 @@ from personalab.data.io import (
     read_yaml_mapping,
 )
 from personalab.data.schema import SPLITS, Dataset, DatasetSpec, Example, Persona
-from personalab.data.splits import assign_split, split_key
+from personalab.data.split_checks import split_setting_problems
+from personalab.data.splits import DEFAULT_SPLIT_BY, assign_split, split_by_message, split_key
 from personalab.errors import Problem
 
 TASKS = ("classification", "generation")
@@ -46,9 +50,12 @@ def validate_dataset(directory: str | os.PathLike) -> tuple[Dataset | None, list
     ]
     spec = _read_spec(root, problems) if (root / SPEC_FILE).is_file() else None
     template = spec.profile_template if spec else None
-    seed = spec.split_seed if spec else 0
+    # Rows without a split get one by the rule dataset.yaml states (the default when it is bad:
+    # that problem is reported already, and the rows are still checked).
+    assign = partial(assign_split, seed=spec.split_seed if spec else 0,
+                     split_by=spec.split_by if spec else DEFAULT_SPLIT_BY)
     personas = _read_rows(root / PERSONAS_FILE, problems, _persona_from_row, template)
-    examples = _read_rows(root / EXAMPLES_FILE, problems, _example_from_row, seed)
+    examples = _read_rows(root / EXAMPLES_FILE, problems, _example_from_row, assign)
     if personas is not None and examples is not None:
         problems += _check_across_rows(root, spec, personas, examples)
     if problems or spec is None:
@@ -82,6 +89,7 @@ def _read_spec(root: Path, problems: list[Problem]) -> DatasetSpec | None:
         choices=tuple(raw["choices"]) if raw.get("choices") is not None else None,
         profile_template=raw.get("profile_template"),
         split_seed=raw.get("split_seed", 0),
+        split_by=raw.get("split_by", DEFAULT_SPLIT_BY),  # absent: the rule before the key existed
     )
 
 
@@ -106,6 +114,9 @@ def _spec_messages(raw: dict) -> list[tuple[str, str]]:
     seed = raw.get("split_seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool):
         messages.append(("split_seed", f"split_seed must be an integer, got {seed!r}"))
+    split_by = split_by_message(raw.get("split_by", DEFAULT_SPLIT_BY))
+    if split_by:
+        messages.append(("split_by", split_by))
     return messages
 
 
@@ -202,7 +213,8 @@ def _persona_from_row(row: dict, template: str | None) -> tuple[Persona | None, 
     return (Persona(persona_id, profile, attributes) if persona_id else None), messages
 
 
-def _example_from_row(row: dict, split_seed: int) -> tuple[Example | None, list[str]]:
+def _example_from_row(row: dict, assign) -> tuple[Example | None, list[str]]:
+    """The example of a row; ``assign(persona_id, key)`` gives the split of a row without one."""
     messages: list[str] = []
     persona_id = _text_field(row, "persona_id", messages, required=True, allow_int=True)
     input_text = _text_field(row, "input", messages, required=True)
@@ -217,7 +229,7 @@ def _example_from_row(row: dict, split_seed: int) -> tuple[Example | None, list[
     if messages:
         return None, messages
     if split is None:
-        split = assign_split(persona_id, split_key(example_id, input_text), seed=split_seed)
+        split = assign(persona_id, split_key(example_id, input_text))
     row_choices = tuple(choices) if choices is not None else None
     return Example(persona_id, input_text, output, split, row_choices, example_id), []
 
@@ -238,7 +250,8 @@ def _check_across_rows(
     if spec is not None and spec.task == "classification":
         problems += _label_problems(root, spec, examples)
     problems += _duplicate_and_leaking_rows(examples_file, examples)
-    problems += _personas_without_train_rows(personas_file, personas, examples)
+    split_by = spec.split_by if spec is not None else DEFAULT_SPLIT_BY
+    problems += split_setting_problems(split_by, personas_file, examples_file, personas, examples)
     if not personas:
         problems.append(Problem(personas_file, None, "no personas (empty, or no usable row)"))
     if not examples:
@@ -296,18 +309,4 @@ def _duplicate_and_leaking_rows(file: str, examples: Numbered) -> list[Problem]:
                 f"and in split '{split}' (line {seen_at}): a row may be in one split only"
             )
             problems.append(Problem(file, line, message))
-    return problems
-
-
-def _personas_without_train_rows(
-    file: str, personas: Numbered, examples: Numbered
-) -> list[Problem]:
-    with_train = {e.persona_id for _, e in examples if e.split == "train"}
-    reported: set[str] = set()
-    problems = []
-    for line, persona in personas:
-        pid = persona.persona_id
-        if pid not in with_train and pid not in reported:
-            reported.add(pid)
-            problems.append(Problem(file, line, f"persona '{pid}' has no train rows"))
     return problems

@@ -17,7 +17,8 @@ from pathlib import Path
 from personalab.data.io import write_dataset
 from personalab.data.load import load_dataset
 from personalab.data.schema import DatasetSpec, Example, Persona
-from personalab.data.splits import assign_split, split_key
+from personalab.data.split_checks import split_notes
+from personalab.data.splits import DEFAULT_SPLIT_BY, assign_split, check_split_by, split_key
 from personalab.errors import DataError, PersonalabError, Problem
 
 CsvRow = tuple[int, dict[str, str]]  # (1-based line where the record starts, column -> cell)
@@ -31,7 +32,8 @@ class CsvMapping:
     input_col: str
     output_col: str
     split_col: str | None = None  # empty cells get the hash split
-    id_col: str | None = None  # becomes ``example_id``, the key of the hash split
+    id_col: str | None = None  # becomes ``example_id``, the key of the hash split (the item
+    # id under split_by item: rows of one input must share it)
     profile_col: str | None = None  # profile text; else rendered from the attributes
     attribute_cols: tuple[str, ...] = ()  # persona attributes, constant per persona
 
@@ -51,6 +53,8 @@ class ImportSummary:
     n_examples: int
     split_counts: dict[str, int]
     label_counts: dict[str, int] = field(default_factory=dict)
+    split_by: str = DEFAULT_SPLIT_BY
+    notes: tuple[str, ...] = ()  # what the split setting means here (personalab.data.split_checks)
 
 
 def read_csv_rows(csv_path: str | os.PathLike, required: Sequence[str]) -> list[CsvRow]:
@@ -120,12 +124,15 @@ def _persona_of_row(row: dict[str, str], mapping: CsvMapping) -> Persona:
     return Persona(row[mapping.persona_col], profile, attributes)
 
 
-def _example_of_row(row: dict[str, str], mapping: CsvMapping, split_seed: int) -> Example:
+def _example_of_row(
+    row: dict[str, str], mapping: CsvMapping, split_seed: int, split_by: str
+) -> Example:
     persona_id, input_text = row[mapping.persona_col], row[mapping.input_col]
     example_id = (row[mapping.id_col] or None) if mapping.id_col else None
     split = (row[mapping.split_col] or "").strip() if mapping.split_col else ""
     if not split:  # written out explicitly, so the folder shows every row's split
-        split = assign_split(persona_id, split_key(example_id, input_text), seed=split_seed)
+        key = split_key(example_id, input_text)
+        split = assign_split(persona_id, key, seed=split_seed, split_by=split_by)
     return Example(persona_id, input_text, row[mapping.output_col], split, None, example_id)
 
 
@@ -140,6 +147,8 @@ def summarize(out_dir: str | os.PathLike) -> ImportSummary:
         n_examples=len(dataset.examples),
         split_counts=dataset.split_counts(),
         label_counts=dict(sorted(labels.items())) if dataset.spec.choices else {},
+        split_by=dataset.split_by,
+        notes=tuple(split_notes(dataset)),
     )
 
 
@@ -152,15 +161,19 @@ def import_csv(
     choices: Sequence[str] | None = None,
     name: str | None = None,
     split_seed: int = 0,
+    split_by: str = DEFAULT_SPLIT_BY,
 ) -> ImportSummary:
     """Turn a CSV file into a dataset folder and validate it.
 
     ``choices`` defaults, for classification, to the sorted distinct outputs. ``name``
-    defaults to the CSV file's stem. Rows keep their CSV order.
+    defaults to the CSV file's stem. Rows keep their CSV order. ``split_by`` is the split
+    setting of rows without a split (``personalab.data.splits``); it is recorded in
+    ``dataset.yaml`` unless it is the default ``row``.
     """
+    check_split_by(split_by)  # before reading: a typo should not cost a pass over a big file
     rows = read_csv_rows(csv_path, mapping.columns())
     personas = build_personas(csv_path, rows, mapping)
-    examples = [_example_of_row(row, mapping, split_seed) for _, row in rows]
+    examples = [_example_of_row(row, mapping, split_seed, split_by) for _, row in rows]
     if task == "classification" and choices is None:
         choices = sorted({e.output for e in examples if e.output})
     spec = DatasetSpec(
@@ -168,6 +181,7 @@ def import_csv(
         task=task,  # type: ignore[arg-type]  # validated when the result is loaded
         choices=tuple(choices) if choices is not None else None,
         split_seed=split_seed,
+        split_by=split_by,
     )
     write_dataset(out_dir, spec, personas, examples)
     return summarize(out_dir)

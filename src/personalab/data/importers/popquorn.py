@@ -3,6 +3,8 @@
 Persona = annotator (``user_id``), profile = their demographics, example = one rating of one
 Reddit comment, ``example_id`` = ``instance_id`` (so the split is the published hash rule),
 label = ``offensive`` / ``not offensive`` (binary) or the rating ``1``..``5`` (5way).
+``split_by="item"`` holds out whole comments instead (the hash of ``instance_id`` alone), as
+published annotator-modelling work does; ``"persona"`` holds out whole annotators.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from personalab.data.importers.csv_import import (
 )
 from personalab.data.io import write_dataset
 from personalab.data.schema import DatasetSpec, Example, Persona
-from personalab.data.splits import assign_split
+from personalab.data.splits import DEFAULT_SPLIT_BY, assign_split, check_split_by
 from personalab.data.validate import render_profile
 from personalab.errors import DataError, PersonalabError, Problem
 
@@ -44,15 +46,25 @@ OFFENSIVE_FROM = 2
 
 
 def import_popquorn(
-    csv_path: str | os.PathLike, task: PopquornTask, out_dir: str | os.PathLike
+    csv_path: str | os.PathLike,
+    task: PopquornTask,
+    out_dir: str | os.PathLike,
+    split_by: str = DEFAULT_SPLIT_BY,
 ) -> ImportSummary:
-    """Write the POPQUORN dataset folder for ``task`` ("binary" or "5way") and validate it."""
+    """Write the POPQUORN dataset folder for ``task`` ("binary" or "5way") and validate it.
+
+    ``split_by`` is the split setting (``personalab.data.splits``); the default ``row`` is the
+    published rule and is not written into ``dataset.yaml``.
+    """
     if task not in TASKS:
         raise PersonalabError(f"unknown POPQUORN task {task!r}; choose one of {', '.join(TASKS)}")
+    check_split_by(split_by)
     rows = read_csv_rows(csv_path, MAPPING.columns())
     personas = _with_profiles(build_personas(csv_path, rows, MAPPING))
-    examples = _examples(csv_path, rows, task)
-    spec = DatasetSpec(name=f"popquorn-offensiveness-{task}", choices=CHOICES[task])
+    examples = _examples(csv_path, rows, task, split_by)
+    spec = DatasetSpec(
+        name=f"popquorn-offensiveness-{task}", choices=CHOICES[task], split_by=split_by
+    )
     write_dataset(out_dir, spec, personas, examples)
     return summarize(out_dir)
 
@@ -64,7 +76,9 @@ def _with_profiles(personas: dict[str, Persona]) -> dict[str, Persona]:
             for pid, p in personas.items()}
 
 
-def _examples(csv_path: str | os.PathLike, rows: list[CsvRow], task: str) -> list[Example]:
+def _examples(
+    csv_path: str | os.PathLike, rows: list[CsvRow], task: str, split_by: str
+) -> list[Example]:
     """One example per rating; every unreadable rating is reported with its CSV line."""
     examples, problems = [], []
     for line, row in rows:
@@ -79,7 +93,8 @@ def _examples(csv_path: str | os.PathLike, rows: list[CsvRow], task: str) -> lis
                 persona_id=persona_id,
                 input=row["text"],
                 output=_label(rating, task),
-                split=assign_split(persona_id, instance_id),  # the published rule: seed 0
+                # seed 0: with split_by "row" this is the published rule
+                split=assign_split(persona_id, instance_id, split_by=split_by),
                 example_id=instance_id,
             )
         )
