@@ -17,6 +17,7 @@ from personalab.models.base import ModelSpec
 from personalab.rundir import RunConfig, _backend, open_run
 from personalab.engine import Route
 from personalab.evaluate.predict import predict
+from personalab.evaluate.references import REFERENCES
 from personalab.strategies import FitContext, RoutingTable, get_strategy
 from personalab.train.adapters import add_lora, save_head
 from personalab.train.loop import train_adapter
@@ -86,12 +87,13 @@ def test_cli_train_then_evaluate_writes_predictions_and_metrics(synth_dir, tmp_p
                  "--epochs", "1", "--quiet"]) == 0
     assert main(["evaluate", str(out), "--quiet"]) == 0
     printed = capsys.readouterr().out
-    assert "accuracy" in printed and "each persona" in printed
+    assert "accuracy" in printed and all(label in printed for label in REFERENCES.values())
 
     metrics = json.loads((out / "eval" / "test" / "metrics.json").read_text())
     predictions = [json.loads(line) for line in (out / "eval" / "test" / "predictions.jsonl").read_text().splitlines()]
     test_rows = load_dataset(synth_dir).split("test")
     assert metrics["n"] == len(predictions) == len(test_rows)
+    assert list(metrics["references"]) == list(REFERENCES)
     assert metrics["accuracy"] == pytest.approx(sum(p["correct"] for p in predictions) / len(predictions))
     assert {p["persona_id"] for p in predictions} == set(metrics["per_persona"])
     assert all(p["route"] == {"unified": 1.0} for p in predictions)

@@ -1,9 +1,10 @@
 """Metrics of a set of predictions: accuracy, macro-F1, MAE for ordinal labels, and accuracy
-per persona; plus the two reference baselines every result should be read against."""
+per persona. The reference baselines every result is read against are
+``personalab.evaluate.references``."""
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from typing import Sequence
 
 import numpy as np
@@ -31,22 +32,6 @@ def per_persona_accuracy(rows: Sequence[Example], correct: np.ndarray) -> dict[s
     for row, ok in zip(rows, correct):
         hits[row.persona_id].append(float(ok))
     return {pid: {"n": len(v), "accuracy": float(np.mean(v))} for pid, v in hits.items()}
-
-
-def reference_baselines(train: Sequence[Example], test: Sequence[Example]) -> dict[str, float]:
-    """Accuracy on ``test`` of the global majority label and of each persona's majority label
-    (both learned from ``train``): what a personalized model must beat to be worth it."""
-    overall = Counter(row.output for row in train).most_common(1)[0][0]
-    by_persona: dict[str, Counter] = defaultdict(Counter)
-    for row in train:
-        by_persona[row.persona_id][row.output] += 1
-    persona_majority = {pid: counts.most_common(1)[0][0] for pid, counts in by_persona.items()}
-    return {
-        "majority_label": float(np.mean([row.output == overall for row in test])),
-        "persona_majority_label": float(
-            np.mean([row.output == persona_majority.get(row.persona_id, overall) for row in test])
-        ),
-    }
 
 
 def _ordinal(choices: Sequence[str]) -> bool:

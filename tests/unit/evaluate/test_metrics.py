@@ -1,9 +1,8 @@
-import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
 from personalab.data.schema import Example
-from personalab.evaluate.metrics import classification_metrics, reference_baselines
+from personalab.evaluate.metrics import classification_metrics
 
 
 def rows(pairs, split="test"):
@@ -24,12 +23,3 @@ def test_mae_only_for_numeric_labels():
     test = rows([("a", "1"), ("a", "5")])
     m = classification_metrics(test, ["2", "3"], ["1", "2", "3", "4", "5"])
     assert m["mae"] == pytest.approx(1.5)
-
-
-def test_reference_baselines_learn_from_train_only():
-    train = rows([("a", "yes"), ("a", "yes"), ("b", "no"), ("c", "yes")], split="train")
-    test = rows([("a", "yes"), ("b", "no"), ("b", "yes"), ("d", "no")])
-    base = reference_baselines(train, test)
-    assert base["majority_label"] == pytest.approx(np.mean([1, 0, 1, 0]))
-    # a -> yes (right), b -> no (right, wrong), unseen d -> global majority yes (wrong)
-    assert base["persona_majority_label"] == pytest.approx(0.5)
