@@ -13,52 +13,63 @@ how to read it:
   is a pair (A right or wrong, B right or wrong), so the test is paired: it looks only at how
   the two strategies differ on the same examples, not at two independent samples.
 
+  The persona is the unit: a persona's rows are not independent (one adapter flips many of
+  them at once), so the interval and the test resample and permute whole personas.
+
   B - A          the accuracy difference, in percentage points (positive: B is better).
-  CI             a paired bootstrap confidence interval of B - A: rows are resampled with their
-                 pair kept together. An interval that excludes 0 means the gain is unlikely to
-                 be an accident of which rows landed in the split.
-  McNemar p      the exact McNemar test looks only at the rows where A and B disagree and asks
-                 whether "only B right" and "only A right" are equally likely. A small p (say
-                 below 0.05) means the two strategies really do differ on such rows.
-  personas       B - A on each persona's rows: how many personas got better, equal or worse,
-                 and how many did so significantly (exact McNemar on that persona's rows,
-                 corrected for testing every persona: holm or fdr_bh). With ~10 test rows a
-                 persona rarely reaches significance alone; the counts show whether a gain is
-                 broad or carried by a few personas.
+  CI             a persona-level bootstrap confidence interval of B - A: personas are drawn
+                 with replacement, each with all its rows. An interval that excludes 0 means
+                 the gain is unlikely to be an accident of which personas and rows were drawn.
+  p              a persona-level sign-flip permutation test: if A and B were interchangeable,
+                 each persona's total difference would be as likely positive as negative. A
+                 small p (say below 0.05) means B really differs from A.
+  personas       how many personas got better, equal or worse under B on their rows.
+  harm check     with ~10 rows no persona's own test can tell a loss from noise; instead the
+                 personas worse under B on another split (--flag-split, e.g. val) are tested on
+                 this one. "HARMED" means they are worse here too, beyond chance.
+  McNemar p      the row-level exact McNemar test, shown for reference: it treats rows as
+                 independent and so overstates the certainty.
 
 example:
   personalab compare runs/unified runs/per_persona
   personalab compare runs/unified runs/cluster --split val --json cmp.json
+  personalab evaluate runs/per_persona --split val   # (and the baseline) for the harm check
 """
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "compare",
-        help="paired test of two evaluated runs: accuracy B - A with a CI, McNemar p, personas better/worse",
+        help="paired test of two evaluated runs, persona by persona: accuracy B - A with a CI, p, harm check",
         description="Compare run B with baseline run A on the same evaluated rows: accuracies, the "
-        "difference B - A with a paired bootstrap confidence interval, the exact McNemar p-value, and "
-        "how many personas got better or worse (significantly so after correction).",
+        "difference B - A with a persona-level bootstrap confidence interval and permutation p-value, "
+        "how many personas got better or worse, and whether the personas worse on another split are "
+        "worse here too (the harm check).",
         epilog=EXPLANATION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("run_a", type=Path, metavar="RUN_BASELINE", help="run A, the baseline (e.g. the unified strategy)")
     parser.add_argument("run_b", type=Path, metavar="RUN_OTHER", help="run B, the strategy to judge against A")
     parser.add_argument("--split", default="test", choices=["train", "val", "test"], help="which evaluation to compare (default test)")
-    parser.add_argument("--resamples", type=_positive_int, default=9999, help="bootstrap resamples (default 9999)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
-    parser.add_argument("--correction", default="holm", choices=["holm", "fdr_bh"],
-                        help="correction of the per-persona p-values for testing many personas (default holm)")
+    parser.add_argument("--resamples", type=_positive_int, default=9999,
+                        help="bootstrap and permutation resamples (default 9999)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and the permutations (default 0)")
+    parser.add_argument("--flag-split", choices=["train", "val", "test"],
+                        help="split whose worse personas the harm check tests on --split (default: val when "
+                             "comparing on test and both runs were evaluated on val)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the full result, every persona included, as JSON")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from personalab.data.io import atomic_write_text
-    from personalab.evaluate.compare import compare_runs, format_comparison
+    from personalab.evaluate.compare import compare_runs, format_comparison, has_predictions
 
+    flag_split = args.flag_split
+    if flag_split is None and args.split == "test" and all(has_predictions(r, "val") for r in (args.run_a, args.run_b)):
+        flag_split = "val"
     result = compare_runs(args.run_a, args.run_b, split=args.split, n_resamples=args.resamples,
-                          seed=args.seed, correction=args.correction)
+                          seed=args.seed, flag_split=flag_split)
     print(format_comparison(result))
     if args.json:
         atomic_write_text(args.json, json.dumps(result, indent=2))

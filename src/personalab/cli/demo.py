@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from personalab.data import load_dataset, write_dataset
     from personalab.data.synth import SynthConfig, synthesize
     from personalab.errors import PersonalabError
-    from personalab.plan import format_table, load_plan, run_plan
+    from personalab.plan import format_tables, load_plan, run_plan
 
     if not args.plan.exists():
         raise PersonalabError(f"plan file {args.plan} not found; pass --plan FILE (see configs/playbook.yaml)")
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     result = run_plan(spec, plan_dir, progress=not args.quiet)
     print()
     print(format_summary(result.plan))
-    print(f"\n{format_table(result.plan)}")
+    print(f"\n{format_tables(result.plan)}")
     print(f"\ndemo finished in {time.perf_counter() - started:.0f} s; everything is in {args.out}/")
     for name in ("report.html", "report.md"):
         if (plan_dir / name).exists():

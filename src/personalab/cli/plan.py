@@ -19,17 +19,21 @@ acceptance rule and a stopping rule (see configs/playbook.yaml):
          up, or if its gate fails (e.g. min_silhouette: the personas form no clusters, so a
          cluster strategy cannot help) - the reason is recorded;
        - train it (adapters an earlier strategy of the plan trained from the same inputs, such
-         as `unified`, are reused, not retrained), evaluate it, and compare it with the
-         baseline on the same rows;
-       - accept it when the exact McNemar p-value < alpha AND the accuracy gain >= min_gain
-         AND (if max_share_worse is set) no more than that share of personas is significantly
-         worse after the Holm / BH correction; otherwise say which condition failed;
-  3. decide: the first accepted candidate (stop: first_win), or the accepted one with the
-     largest gain (stop: all), or else keep the baseline.
+         as `unified`, are reused, not retrained), evaluate it on the validation and test rows,
+         and compare it with the baseline on the same rows, persona by persona;
+       - accept it on the selection rows (`select_on`, val by default) when the persona-level
+         p-value < alpha AND the accuracy gain >= min_gain; otherwise say which failed;
+  3. pick: the first accepted candidate (stop: first_win), or the accepted one with the
+     largest gain (stop: all);
+  4. confirm the pick ONCE on the test rows: the same rule, plus the harm check (the personas
+     worse on the validation rows must not be significantly worse on the test rows) and, with
+     `repeats: N`, the gain under N training seeds. Confirmed: adopt it. Not confirmed, or no
+     pick: keep the baseline (the playbook's "use unified").
 
-The decision is measured on the `split` of the plan (test by default, as BENCHMARK.md asks;
-choosing on the rows you report makes the winner's gain optimistic - use `split: val` to
-choose on validation rows).
+Because only one test touches the test rows, a plan adopts a candidate that is no better at
+most alpha of the time, however many candidates it tries. The report also shows reference
+baselines that need no adapter (majority labels, logistic regression on frozen sentence
+embeddings with and without a persona id), and says when the choice does not beat them.
 
 resuming: every step (cluster, train, evaluate, compare) is recorded in RUN_DIR/ledger.sqlite
 with a hash of its inputs. Re-run the same command to resume after a crash, Ctrl-C or kill:
@@ -39,7 +43,8 @@ options: that candidate only; the baseline: every comparison). One plan at a tim
 
 RUN_DIR gets: plan.json (every number and the decision), report.html and report.md (with
 report_files/), runs/<name>/ (each
-strategy's adapters and predictions), compare/<name>.json (per-persona detail).
+strategy's adapters and predictions), compare/<split>/<name>.json (per-persona detail),
+references/<name>/ (the reference baselines' predictions).
 """
 
 EPILOG = """\
@@ -71,7 +76,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from personalab.plan import format_table, load_plan, run_plan
+    from personalab.plan import format_tables, load_plan, run_plan
 
     spec = load_plan(args.config)
     if args.data:
@@ -80,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     bars = args.verbose or (not args.quiet and sys.stderr.isatty())
     result = run_plan(spec, args.out, progress=not args.quiet, verbose=bars)
     print(format_summary(result.plan))
-    print(f"\n{format_table(result.plan)}")
+    print(f"\n{format_tables(result.plan)}")
     print(f"\nwrote {args.out / 'plan.json'}; report: {args.out / 'report.html'} (and report.md)")
     return 0
 

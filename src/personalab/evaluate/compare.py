@@ -18,7 +18,8 @@ import numpy as np
 
 from personalab.data.io import read_jsonl
 from personalab.errors import DataError, PersonalabError
-from personalab.evaluate.stats import paired_comparison, per_persona_comparison
+from personalab.evaluate.harm import confirmation_sums, harm_check, persona_outcomes
+from personalab.evaluate.stats import paired_comparison
 
 PREDICTIONS = "predictions.jsonl"
 METRICS = "metrics.json"
@@ -31,22 +32,40 @@ def compare_runs(
     n_resamples: int = 9999,
     seed: int = 0,
     confidence: float = 0.95,
-    correction: str = "holm",
-    alpha: float = 0.05,
+    flag_split: str | None = None,
+    harm_alpha: float = 0.05,
 ) -> dict[str, Any]:
-    """Run B against run A (the baseline) on the rows both were evaluated on: the overall
-    paired comparison and the per-persona one, as plain JSON-ready data."""
-    rows_a, rows_b = load_predictions(run_a, split), load_predictions(run_b, split)
-    persona_ids, correct_a, correct_b = align(rows_a, rows_b, Path(run_a), Path(run_b), split)
-    overall = paired_comparison(correct_a, correct_b, n_resamples=n_resamples, seed=seed, confidence=confidence)
-    personas = per_persona_comparison(persona_ids, correct_a, correct_b, method=correction, alpha=alpha)
-    return {
+    """Run B against run A (the baseline) on the rows both were evaluated on: the persona-level
+    paired comparison, every persona's outcome and — when ``flag_split`` names another split
+    both runs were evaluated on — the harm check (personas worse on ``flag_split``, tested on
+    ``split``), as plain JSON-ready data."""
+    persona_ids, correct_a, correct_b = paired_rows(run_a, run_b, split)
+    overall = paired_comparison(persona_ids, correct_a, correct_b, n_resamples=n_resamples, seed=seed,
+                                confidence=confidence)
+    result = {
         "split": split,
         "a": run_info(run_a, split),
         "b": run_info(run_b, split),
         "overall": overall.to_dict(),
-        "per_persona": personas.to_dict(),
+        "per_persona": persona_outcomes(persona_ids, correct_a, correct_b).to_dict(),
+        "harm": None,
     }
+    if flag_split is not None and flag_split != split:
+        flagged = persona_outcomes(*paired_rows(run_a, run_b, flag_split)).worse_ids()
+        sums = confirmation_sums(persona_ids, correct_a, correct_b)
+        harm = harm_check(flagged, sums, alpha=harm_alpha, n_resamples=n_resamples, seed=seed)
+        result["harm"] = {"flag_split": flag_split, **harm.to_dict()}
+    return result
+
+
+def paired_rows(run_a: str | Path, run_b: str | Path, split: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(persona ids, A correct, B correct) of the two runs' evaluations on ``split``, paired."""
+    rows_a, rows_b = load_predictions(run_a, split), load_predictions(run_b, split)
+    return align(rows_a, rows_b, Path(run_a), Path(run_b), split)
+
+
+def has_predictions(run: str | Path, split: str) -> bool:
+    return (Path(run) / "eval" / split / PREDICTIONS).exists()
 
 
 def load_predictions(run: str | Path, split: str) -> list[dict[str, Any]]:
@@ -151,21 +170,33 @@ def format_comparison(result: dict[str, Any]) -> str:
     ci = f"{overall['ci_low'] * 100:+.2f} to {overall['ci_high'] * 100:+.2f} pts"
     lines = [
         f"B = {_label(b)}  vs  A = {_label(a)}",
-        f"{result['split']} split: {overall['n']} paired rows, {personas['n_personas']} personas",
+        f"{result['split']} split: {overall['n']} paired rows, {overall['n_personas']} personas",
         "",
         _row("accuracy A", f"{overall['accuracy_a']:.2%}"),
         _row("accuracy B", f"{overall['accuracy_b']:.2%}"),
         _row("B - A", f"{overall['difference'] * 100:+.2f} pts"),
         _row(f"{overall['confidence']:.0%} CI of B - A", ci) + f"   {_ci_how(overall)}",
-        _row("rows only B got right", overall["b_better"]),
-        _row("rows only A got right", overall["a_better"]),
-        _row("McNemar exact p", _p(overall["p_value"])),
+        _row("p (persona level)", _p(overall["p_value"])) + f"   (sign-flip permutation test, "
+        f"{overall['n_resamples']} resamples)",
         "",
         f"  personas: {personas['improved']} better, {personas['equal']} equal, {personas['worse']} worse under B",
-        f"  significant after {personas['method']} correction (alpha {personas['alpha']:g}): "
-        f"{personas['significantly_better']} better, {personas['significantly_worse']} worse",
+        _harm_line(result.get("harm")),
+        "",
+        f"  rows only B got right: {overall['b_better']}, only A: {overall['a_better']}; row-level McNemar "
+        f"p {_p(overall['mcnemar_p'])} (treats rows as independent: overstates certainty)",
     ]
     return "\n".join(lines)
+
+
+def _harm_line(harm: dict[str, Any] | None) -> str:
+    if not harm:
+        return "  harm check: not run (needs both runs evaluated on a second split: --flag-split val)"
+    if not harm["n_tested"]:
+        return f"  harm check: no persona was worse under B on the {harm['flag_split']} rows"
+    verdict = "HARMED" if harm["harmful"] else "not significantly worse"
+    return (f"  harm check: the {harm['n_tested']} personas worse under B on the {harm['flag_split']} rows are "
+            f"{harm['flagged_difference'] * 100:+.2f} pts here: {verdict} (one-sided p {_p(harm['p_value'])}, "
+            f"alpha {harm['alpha']:g})")
 
 
 def _row(name: str, value: Any) -> str:
@@ -182,5 +213,6 @@ def _p(value: float) -> str:
 
 def _ci_how(overall: dict[str, Any]) -> str:
     if overall["ci_method"] == "exact":
-        return "(exact: every row's difference is the same)"
-    return f"(paired bootstrap, {overall['ci_method']}, {overall['n_resamples']} resamples, seed {overall['seed']})"
+        return "(exact: every persona's difference is the same)"
+    return (f"(persona bootstrap, {overall['ci_method']}, {overall['n_resamples']} resamples, "
+            f"seed {overall['seed']})")

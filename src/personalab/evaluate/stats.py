@@ -1,15 +1,28 @@
-"""Paired statistics for comparing two strategies scored on the same rows.
+"""Paired statistics for comparing two strategies scored on the same rows, with the persona as
+the unit.
 
-This module owns the numbers behind "is B better than A?": the 2x2 table of right/wrong pairs,
-the exact McNemar p-value (statsmodels), a paired bootstrap confidence interval of the accuracy
-difference B - A (scipy), and the same test per persona with a correction for testing many
-personas at once (statsmodels ``multipletests``). It works on boolean arrays only and knows
+This module owns the numbers behind "is B better than A?". Rows come in personas, and a
+persona's rows move together (a persona adapter flips many of them at once), so the headline
+figures resample and permute whole personas, not rows:
+
+- the **confidence interval** of the accuracy difference B - A is a persona-level (cluster)
+  bootstrap: personas are drawn with replacement, each with all of its rows, and the statistic
+  is the pooled difference ``sum of row differences / sum of rows`` (scipy ``bootstrap`` with
+  the per-persona sums and row counts as paired samples; BCa, percentile when BCa degenerates);
+- the **p-value** is a persona-level sign-flip permutation test (scipy ``permutation_test``
+  on the per-persona sums of row differences). Under "A and B are exchangeable" each persona's
+  sum is as likely to be positive as negative, whatever the correlation among that persona's
+  rows, so flipping signs persona by persona gives an exact (randomized) null without assuming
+  a distribution or a large number of rows per persona. It was preferred over a clustered
+  McNemar test (Obuchowski 1998), which relies on a normal approximation of its statistic, and
+  it takes any per-row score (0/1 correctness today, a ROUGE score for generation), where
+  McNemar takes only right/wrong. Its statistic, the sum of the row differences, is the
+  headline difference times the (fixed) number of rows, so the test and the reported gain agree.
+
+The row-level exact McNemar p-value (statsmodels) and the 2x2 table stay as secondary figures:
+they treat rows as independent and overstate certainty when a persona's rows move together.
+Per-persona harm is ``personalab.evaluate.harm``. This module works on arrays only and knows
 nothing of runs or files (``personalab.evaluate.compare`` reads those).
-
-The libraries do the statistics; what is ours is the handling of the degenerate cases they
-report as warnings and NaN: no rows (a ``ValueError``), and per-row differences that are all
-equal (identical predictions, or B right exactly where A is wrong on every row), whose bootstrap
-distribution is a single point, so the interval is that point and no resampling is done.
 """
 
 from __future__ import annotations
@@ -22,14 +35,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats
 from statsmodels.stats.contingency_tables import mcnemar
-from statsmodels.stats.multitest import multipletests
 
-CORRECTIONS = ("holm", "fdr_bh")
-
-# Resamples scored per batch: bounds memory at about 16 bytes x batch x rows (9999 x 26k rows
-# at once would need 4 GB). The results do not depend on it: the generator yields the same
-# stream whatever the batch size.
-_BATCH = 500
+# Resamples scored per batch: bounds memory; the results do not depend on it.
+_BATCH = 1000
 
 # scipy 1.15 renamed ``random_state`` to ``rng`` (SPEC 7); either takes a Generator.
 _RNG_PARAMETER = "rng" if "rng" in inspect.signature(stats.bootstrap).parameters else "random_state"
@@ -37,22 +45,25 @@ _RNG_PARAMETER = "rng" if "rng" in inspect.signature(stats.bootstrap).parameters
 
 @dataclass(frozen=True)
 class PairedComparison:
-    """Strategy A against strategy B on the same ``n`` rows."""
+    """Strategy A against strategy B on the same ``n`` rows of ``n_personas`` personas."""
 
     n: int
+    n_personas: int
     accuracy_a: float
     accuracy_b: float
-    difference: float  # accuracy_b - accuracy_a
-    table: tuple[tuple[int, int], tuple[int, int]]  # rows: A right / wrong; columns: B right / wrong
-    b_better: int  # rows A got wrong and B right
-    a_better: int  # rows A got right and B wrong
-    p_value: float  # exact McNemar: are the two kinds of disagreement equally likely?
-    ci_low: float  # confidence interval of ``difference`` (paired bootstrap)
+    difference: float  # accuracy_b - accuracy_a (mean per-row score difference)
+    p_value: float  # persona-level sign-flip permutation test, two-sided
+    ci_low: float  # persona-level bootstrap confidence interval of ``difference``
     ci_high: float
     confidence: float
     ci_method: str  # "BCa", "percentile" (BCa was degenerate), or "exact" (no spread to resample)
-    n_resamples: int
+    n_resamples: int  # for the bootstrap and the permutation test alike
     seed: int
+    table: tuple[tuple[int, int], tuple[int, int]]  # rows: A right / wrong; columns: B right / wrong
+    b_better: int  # rows A got wrong and B right
+    a_better: int  # rows A got right and B wrong
+    mcnemar_p: float  # row-level exact McNemar: a secondary figure, rows taken as independent
+    test: str = "persona-level sign-flip permutation test"
 
     @property
     def ci(self) -> tuple[float, float]:
@@ -65,64 +76,20 @@ class PairedComparison:
 
 
 @dataclass(frozen=True)
-class PersonaComparison:
-    """A against B on the rows of one persona."""
+class PersonaSums:
+    """Per-persona totals of the per-row differences B - A: the unit every test resamples."""
 
-    persona_id: str
-    n: int
-    accuracy_a: float
-    accuracy_b: float
-    difference: float
-    b_better: int
-    a_better: int
-    p_value: float  # exact McNemar on this persona's rows alone
-    p_adjusted: float  # after the correction across all personas
-    significant: bool  # p_adjusted rejects at alpha
-
-
-@dataclass(frozen=True)
-class PerPersona:
-    """The per-persona comparisons and how many personas moved which way."""
-
-    personas: tuple[PersonaComparison, ...]
-    method: str
-    alpha: float
+    ids: tuple[str, ...]  # sorted
+    sums: np.ndarray  # sum over the persona's rows of (score B - score A)
+    counts: np.ndarray  # the persona's number of rows
 
     @property
-    def improved(self) -> int:
-        return sum(p.b_better > p.a_better for p in self.personas)
-
-    @property
-    def equal(self) -> int:
-        return sum(p.b_better == p.a_better for p in self.personas)
-
-    @property
-    def worse(self) -> int:
-        return sum(p.b_better < p.a_better for p in self.personas)
-
-    @property
-    def significantly_better(self) -> int:
-        return sum(p.significant and p.b_better > p.a_better for p in self.personas)
-
-    @property
-    def significantly_worse(self) -> int:
-        return sum(p.significant and p.b_better < p.a_better for p in self.personas)
-
-    def to_dict(self) -> dict:
-        return {
-            "method": self.method,
-            "alpha": self.alpha,
-            "n_personas": len(self.personas),
-            "improved": self.improved,
-            "equal": self.equal,
-            "worse": self.worse,
-            "significantly_better": self.significantly_better,
-            "significantly_worse": self.significantly_worse,
-            "personas": [asdict(p) for p in self.personas],
-        }
+    def differences(self) -> np.ndarray:
+        return self.sums / self.counts
 
 
 def paired_comparison(
+    persona_ids: Sequence[str] | np.ndarray,
     correct_a: Sequence[bool] | np.ndarray,
     correct_b: Sequence[bool] | np.ndarray,
     n_resamples: int = 9999,
@@ -130,56 +97,61 @@ def paired_comparison(
     confidence: float = 0.95,
 ) -> PairedComparison:
     """Compare A and B on the same rows: ``correct_a[i]`` and ``correct_b[i]`` say whether each
-    got row ``i`` right. Reproducible: the bootstrap draws from ``default_rng(seed)``."""
+    got row ``i`` (of persona ``persona_ids[i]``) right. Reproducible: both the bootstrap and
+    the permutation test draw from ``default_rng(seed)``."""
     a, b = _paired_arrays(correct_a, correct_b)
-    if n_resamples < 1:
-        raise ValueError(f"n_resamples must be at least 1, got {n_resamples}")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
+    _check_parameters(n_resamples, confidence)
+    sums = persona_sums(persona_ids, a.astype(float), b.astype(float))
+    low, high, method = persona_bootstrap_ci(sums, n_resamples, seed, confidence)
     table = contingency_table(a, b)
-    low, high, method = _bootstrap_difference(b.astype(float) - a.astype(float), n_resamples, seed, confidence)
     return PairedComparison(
-        n=len(a),
-        accuracy_a=float(a.mean()),
-        accuracy_b=float(b.mean()),
-        difference=float(b.mean() - a.mean()),
-        table=table,
-        b_better=table[1][0],
-        a_better=table[0][1],
-        p_value=mcnemar_p(table),
-        ci_low=low,
-        ci_high=high,
-        confidence=confidence,
-        ci_method=method,
-        n_resamples=n_resamples,
-        seed=seed,
+        n=len(a), n_personas=len(sums.ids), accuracy_a=float(a.mean()), accuracy_b=float(b.mean()),
+        difference=float(b.mean() - a.mean()), p_value=sign_flip_p(sums.sums, n_resamples, seed),
+        ci_low=low, ci_high=high, confidence=confidence, ci_method=method, n_resamples=n_resamples, seed=seed,
+        table=table, b_better=table[1][0], a_better=table[0][1], mcnemar_p=mcnemar_p(table),
     )
 
 
-def per_persona_comparison(
-    persona_ids: Sequence[str] | np.ndarray,
-    correct_a: Sequence[bool] | np.ndarray,
-    correct_b: Sequence[bool] | np.ndarray,
-    method: str = "holm",
-    alpha: float = 0.05,
-) -> PerPersona:
-    """An exact McNemar test per persona, the p-values adjusted across personas by ``method``
-    ("holm" controls the chance of any false "significant"; "fdr_bh" their expected share)."""
-    a, b = _paired_arrays(correct_a, correct_b)
+def persona_sums(persona_ids, score_a: np.ndarray, score_b: np.ndarray) -> PersonaSums:
+    """Sum the per-row differences ``score_b - score_a`` within each persona."""
     ids = np.asarray([str(p) for p in persona_ids], dtype=object)
-    if len(ids) != len(a):
-        raise ValueError(f"{len(ids)} persona ids for {len(a)} rows")
-    if method not in CORRECTIONS:
-        raise ValueError(f"unknown correction {method!r}; choose one of {', '.join(CORRECTIONS)}")
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
-    personas = sorted(set(ids))
-    raw = [_persona_counts(pid, a[ids == pid], b[ids == pid]) for pid in personas]
-    reject, adjusted, _, _ = multipletests([r["p_value"] for r in raw], alpha=alpha, method=method)
-    comparisons = tuple(
-        PersonaComparison(**r, p_adjusted=float(p), significant=bool(s)) for r, p, s in zip(raw, adjusted, reject)
+    if len(ids) != len(score_a):
+        raise ValueError(f"{len(ids)} persona ids for {len(score_a)} rows")
+    names, index = np.unique(ids.astype(str), return_inverse=True)
+    sums = np.bincount(index, weights=score_b - score_a, minlength=len(names))
+    counts = np.bincount(index, minlength=len(names)).astype(float)
+    return PersonaSums(tuple(str(n) for n in names), sums, counts)
+
+
+def sign_flip_p(sums: np.ndarray, n_resamples: int, seed: int, alternative: str = "two-sided") -> float:
+    """Persona-level sign-flip permutation test of ``sum(sums)`` (see the module docstring).
+    With few enough personas scipy enumerates every sign pattern and the p-value is exact."""
+    sums = np.asarray(sums, dtype=float)
+    if not np.any(sums):
+        return 1.0  # every persona ties: no evidence either way (scipy would agree, slowly)
+    result = stats.permutation_test(
+        (sums,), _total, permutation_type="samples", n_resamples=n_resamples, alternative=alternative,
+        vectorized=True, batch=_BATCH, **{_RNG_PARAMETER: np.random.default_rng(seed)},
     )
-    return PerPersona(comparisons, method, alpha)
+    return float(min(1.0, result.pvalue))
+
+
+def persona_bootstrap_ci(sums: PersonaSums, n_resamples: int, seed: int, confidence: float) -> tuple[float, float, str]:
+    """Cluster bootstrap CI of the pooled difference ``sum(sums) / sum(counts)``: each persona's
+    sum and row count are resampled together (``paired=True``)."""
+    differences = sums.differences
+    if np.all(differences == differences[0]):
+        # Every resample has the same value: scipy would warn and answer NaN; the answer is exact.
+        value = float(differences[0])
+        return value, value, "exact"
+    with warnings.catch_warnings():
+        # BCa can be degenerate (too few resamples below the estimate); detected below.
+        warnings.simplefilter("ignore")
+        low, high = _bootstrap(sums, n_resamples, seed, confidence, "BCa")
+    if np.isfinite(low) and np.isfinite(high):
+        return low, high, "BCa"
+    low, high = _bootstrap(sums, n_resamples, seed, confidence, "percentile")
+    return low, high, "percentile"
 
 
 def contingency_table(a: np.ndarray, b: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -191,52 +163,32 @@ def contingency_table(a: np.ndarray, b: np.ndarray) -> tuple[tuple[int, int], tu
 
 
 def mcnemar_p(table: tuple[tuple[int, int], tuple[int, int]]) -> float:
-    # Exact: a binomial test on the discordant pairs, valid however few there are (the
-    # chi-square version is not, and a persona has only ~10 test rows). With no discordant
-    # pairs statsmodels answers 1.0 with no warning.
+    # Exact: a binomial test on the discordant pairs, valid however few there are. With no
+    # discordant pairs statsmodels answers 1.0 with no warning.
     return float(mcnemar(np.asarray(table), exact=True).pvalue)
 
 
-def _persona_counts(persona_id: str, a: np.ndarray, b: np.ndarray) -> dict:
-    table = contingency_table(a, b)
-    return {
-        "persona_id": persona_id,
-        "n": len(a),
-        "accuracy_a": float(a.mean()),
-        "accuracy_b": float(b.mean()),
-        "difference": float(b.mean() - a.mean()),
-        "b_better": table[1][0],
-        "a_better": table[0][1],
-        "p_value": mcnemar_p(table),
-    }
+def _total(sums: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.sum(sums, axis=axis)
 
 
-def _bootstrap_difference(
-    differences: np.ndarray, n_resamples: int, seed: int, confidence: float
-) -> tuple[float, float, str]:
-    """CI of the mean per-row difference (= accuracy B - A): resampling the rows' differences
-    keeps each row's pair together, which is what makes the bootstrap paired."""
-    if np.all(differences == differences[0]):
-        # Every resample has the same mean: scipy would warn and answer NaN; the answer is exact.
-        value = float(differences[0])
-        return value, value, "exact"
-    with warnings.catch_warnings():
-        # BCa (better coverage for a skewed statistic) can still be degenerate, e.g. when too
-        # few resamples fall below the estimate; that is detected below, not shown to the user.
-        warnings.simplefilter("ignore")
-        low, high = _bootstrap(differences, n_resamples, seed, confidence, "BCa")
-    if np.isfinite(low) and np.isfinite(high):
-        return low, high, "BCa"
-    low, high = _bootstrap(differences, n_resamples, seed, confidence, "percentile")
-    return low, high, "percentile"
+def _pooled(sums: np.ndarray, counts: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.sum(sums, axis=axis) / np.sum(counts, axis=axis)
 
 
-def _bootstrap(differences: np.ndarray, n_resamples: int, seed: int, confidence: float, method: str):
+def _bootstrap(sums: PersonaSums, n_resamples: int, seed: int, confidence: float, method: str):
     result = stats.bootstrap(
-        (differences,), np.mean, n_resamples=n_resamples, confidence_level=confidence, method=method,
-        batch=_BATCH, vectorized=True, **{_RNG_PARAMETER: np.random.default_rng(seed)},
+        (sums.sums, sums.counts), _pooled, paired=True, n_resamples=n_resamples, confidence_level=confidence,
+        method=method, batch=_BATCH, vectorized=True, **{_RNG_PARAMETER: np.random.default_rng(seed)},
     )
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def _check_parameters(n_resamples: int, confidence: float) -> None:
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be at least 1, got {n_resamples}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
 
 
 def _paired_arrays(correct_a, correct_b) -> tuple[np.ndarray, np.ndarray]:

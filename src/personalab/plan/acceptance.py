@@ -1,14 +1,22 @@
 """The acceptance rule: whether a candidate's paired comparison with the baseline counts as a
-win — and when it does not, which condition failed — and which winner the plan picks.
+win — and when it does not, which condition failed — and which candidate the plan picks.
 
-A candidate is accepted when all three hold:
+A plan uses the rule twice (``personalab.plan.runner``):
 
-1. the exact McNemar p-value is strictly below ``alpha`` (p == alpha is *not* significant);
-2. the accuracy difference (candidate - baseline) is at least ``min_gain``;
-3. when ``max_share_worse`` is set: the share of personas significantly worse under the
-   candidate, after the correction across personas, is at most that share.
+- **selection**, on the selection rows (validation by default), for every candidate tried:
+  1. the persona-level paired test's p-value is strictly below ``alpha`` (p == alpha is *not*
+     significant);
+  2. the accuracy difference (candidate - baseline) is at least ``min_gain``;
+- **confirmation**, once, on the test rows, for the one candidate selected: the same two
+  conditions, and
+  3. the harm check (``personalab.evaluate.harm``) does not find the personas that looked worse
+     on the selection rows significantly worse on the test rows (when ``harm_alpha`` is set);
+  4. with ``require_every_repeat``: the gain is positive under every repeat seed.
 
-It reads the dictionary ``personalab.evaluate.compare.compare_runs`` returns and nothing else.
+Selection may try many candidates; only the confirmation touches the test rows, once, so the
+chance that a plan accepts a candidate that is no better stays at most ``alpha``.
+
+It reads the dictionaries ``personalab.evaluate.compare.compare_runs`` returns and nothing else.
 """
 
 from __future__ import annotations
@@ -25,9 +33,9 @@ TOLERANCE = 1e-9
 
 @dataclass(frozen=True)
 class Check:
-    name: str  # "significance", "gain" or "personas"
+    name: str  # "significance", "gain", "harm" or "repeats"
     passed: bool
-    text: str  # e.g. "McNemar p = 0.012 < alpha 0.05"
+    text: str  # e.g. "persona-level p = 0.012 < alpha 0.05"
 
 
 @dataclass(frozen=True)
@@ -52,18 +60,26 @@ class Verdict:
 
 
 def judge(comparison: dict[str, Any], rule: Acceptance) -> Verdict:
-    """Apply ``rule`` to a ``compare_runs`` result (baseline = A, candidate = B)."""
-    overall, personas = comparison["overall"], comparison["per_persona"]
-    return Verdict((
-        _significance(float(overall["p_value"]), rule.alpha),
-        _gain(float(overall["difference"]), rule.min_gain),
-        _personas(int(personas["significantly_worse"]), int(personas["n_personas"]), rule),
-    ))
+    """The selection rule applied to a ``compare_runs`` result (baseline = A, candidate = B)."""
+    overall = comparison["overall"]
+    return Verdict((_significance(float(overall["p_value"]), rule.alpha),
+                    _gain(float(overall["difference"]), rule.min_gain)))
+
+
+def confirm(comparison: dict[str, Any], rule: Acceptance, repeat_gains: Sequence[float] = ()) -> Verdict:
+    """The confirmation rule: the selection rule on the test comparison, the harm check it
+    carries (``comparison["harm"]``), and the repeats' gains when the rule asks for them."""
+    checks = list(judge(comparison, rule).checks)
+    if rule.harm_alpha is not None:
+        checks.append(_harm(comparison.get("harm")))
+    if rule.require_every_repeat and repeat_gains:
+        checks.append(_repeats(repeat_gains))
+    return Verdict(tuple(checks))
 
 
 def _significance(p: float, alpha: float) -> Check:
     passed = p < alpha
-    return Check("significance", passed, f"McNemar p = {p:.4g} {'<' if passed else '>='} alpha {alpha:g}")
+    return Check("significance", passed, f"persona-level p = {p:.4g} {'<' if passed else '>='} alpha {alpha:g}")
 
 
 def _gain(difference: float, min_gain: float) -> Check:
@@ -72,13 +88,22 @@ def _gain(difference: float, min_gain: float) -> Check:
                                  f"minimum {min_gain * 100:+.2f} pts")
 
 
-def _personas(worse: int, n_personas: int, rule: Acceptance) -> Check:
-    if rule.max_share_worse is None:
-        return Check("personas", True, f"{worse} of {n_personas} personas significantly worse (no limit set)")
-    passed = worse <= rule.max_share_worse * n_personas + TOLERANCE
-    share = worse / n_personas if n_personas else 0.0
-    return Check("personas", passed, f"{worse} of {n_personas} personas significantly worse ({share:.1%}, "
-                                     f"{rule.correction}) {'<=' if passed else '>'} limit {rule.max_share_worse:.1%}")
+def _harm(harm: dict[str, Any] | None) -> Check:
+    if not harm:
+        return Check("harm", True, "harm check not possible (no selection rows to flag personas on)")
+    if not harm["n_tested"]:
+        return Check("harm", True, "no persona looked worse on the selection rows")
+    passed, n = not harm["harmful"], harm["n_tested"]
+    return Check("harm", passed, (
+        f"the {n} persona{'s' if n != 1 else ''} worse on the selection rows {'are' if n != 1 else 'is'} {harm['flagged_difference'] * 100:+.2f} pts "
+        f"on the test rows (one-sided p = {harm['p_value']:.4g} {'>=' if passed else '<'} {harm['alpha']:g})"))
+
+
+def _repeats(gains: Sequence[float]) -> Check:
+    negative = [g for g in gains if g <= 0]
+    shown = ", ".join(f"{g * 100:+.2f}" for g in gains)
+    return Check("repeats", not negative, f"gain under every repeat seed: {shown} pts"
+                 + ("" if not negative else f" ({len(negative)} not positive)"))
 
 
 def choose(accepted: Sequence[tuple[str, float]], stop: str) -> str | None:

@@ -18,10 +18,19 @@ import yaml
 from personalab.errors import PersonalabError
 from personalab.models.base import ModelSpec
 from personalab.plan.reader import Reader, join, key_lines, kind_of, type_name
-from personalab.plan.spec import SPLITS, STOP_RULES, Acceptance, Candidate, Gate, PlanSpec
+from personalab.plan.spec import SELECTION_SPLITS, STOP_RULES, Acceptance, Candidate, Gate, PlanSpec
 
 TOP_KEYS = ("data", "model", "preset", "settings", "seed", "holdout", "baseline", "candidates",
-            "acceptance", "stop", "time_budget_minutes", "split", "description")
+            "acceptance", "stop", "time_budget_minutes", "select_on", "repeats", "description")
+# Keys earlier versions took, and what replaced them: said plainly instead of "unknown key".
+RETIRED = {
+    "split": "replaced by `select_on: val | test`: candidates are chosen on the select_on rows and the "
+             "choice is confirmed once on the test rows",
+    "acceptance.max_share_worse": "replaced by `harm_alpha` (a test of the personas that look worse on the "
+                                  "selection rows, on the test rows; a per-persona count could never fire)",
+    "acceptance.correction": "removed with the per-persona count it corrected; see `harm_alpha`",
+}
+MAX_REPEATS = 20
 STRATEGY_KEYS = ("name", "strategy", "options", "preset", "settings", "augment", "gate", "branch")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")  # it names a folder: runs/<name>
 
@@ -59,7 +68,8 @@ class _PlanReader(Reader):
     # ----- sections -----------------------------------------------------------------------------
 
     def plan(self, data: dict) -> PlanSpec | None:
-        self.keys(data, TOP_KEYS, "")
+        self.retired(data, "")
+        self.keys(data, TOP_KEYS + tuple(RETIRED), "")
         preset = self.value(data, "preset", "", "a string", "default")
         settings = self.value(data, "settings", "", "a mapping", {})
         self._check_settings(preset, settings, {}, "")
@@ -74,7 +84,8 @@ class _PlanReader(Reader):
             acceptance=self.acceptance(data.get("acceptance") or {}),
             stop=self.choice(data, "stop", "", STOP_RULES, "first_win"),
             time_budget_minutes=self.number(data, "time_budget_minutes", "", None, 0.0, float("inf"), open_low=True),
-            split=self.choice(data, "split", "", SPLITS, "test"),
+            select_on=self.choice(data, "select_on", "", SELECTION_SPLITS, "val"),
+            repeats=self.repeats(data),
             description=self.value(data, "description", "", "a string", "").strip(), source=self.source,
         )
         self._check_names(spec)
@@ -130,14 +141,30 @@ class _PlanReader(Reader):
         self.keys(item, tuple(f.name for f in fields(Gate)), path)
         return Gate(min_silhouette=self.number(item, "min_silhouette", path, None, -1.0, 1.0))
 
-    def acceptance(self, item: Any) -> Acceptance:
-        from personalab.evaluate.stats import CORRECTIONS
+    def retired(self, mapping: dict, path: str) -> None:
+        for key in mapping:
+            where = join(path, str(key))
+            if where in RETIRED:
+                self.problem(where, RETIRED[where])
 
+    def repeats(self, data: dict) -> int:
+        repeats = self.value(data, "repeats", "", "an integer", 1)
+        if not 1 <= repeats <= MAX_REPEATS:
+            self.problem("repeats", f"must be between 1 and {MAX_REPEATS} (seeds to train the baseline and the "
+                                    f"chosen candidate under), got {repeats}")
+            return 1
+        return repeats
+
+    def acceptance(self, item: Any) -> Acceptance:
         if not isinstance(item, dict):
             self.problem("acceptance", f"expected a mapping (alpha, min_gain, ...), got {type_name(item)}")
             return Acceptance()
-        self.keys(item, tuple(f.name for f in fields(Acceptance)), "acceptance")
-        share = self.number(item, "max_share_worse", "acceptance", None, 0.0, 1.0)
+        self.retired(item, "acceptance")
+        known = tuple(f.name for f in fields(Acceptance))
+        self.keys(item, known + tuple(k.split(".")[1] for k in RETIRED if k.startswith("acceptance.")), "acceptance")
+        # `harm_alpha: null` turns the harm check off; leaving the key out keeps it at 0.05.
+        harm = None if "harm_alpha" in item and item["harm_alpha"] is None else \
+            self.number(item, "harm_alpha", "acceptance", 0.05, 0.0, 1.0, open_low=True, open_high=True)
         resamples = self.value(item, "n_resamples", "acceptance", "an integer", 9999)
         if resamples < 1:
             self.problem("acceptance.n_resamples", f"must be at least 1, got {resamples}")
@@ -145,8 +172,8 @@ class _PlanReader(Reader):
         return Acceptance(
             alpha=self.number(item, "alpha", "acceptance", 0.05, 0.0, 1.0, open_low=True, open_high=True),
             min_gain=self.number(item, "min_gain", "acceptance", 0.0, -1.0, 1.0),
-            max_share_worse=share,
-            correction=self.choice(item, "correction", "acceptance", CORRECTIONS, "holm"),
+            harm_alpha=harm,
+            require_every_repeat=self.value(item, "require_every_repeat", "acceptance", "a boolean", False),
             n_resamples=resamples,
             confidence=self.number(item, "confidence", "acceptance", 0.95, 0.0, 1.0, open_low=True, open_high=True),
         )

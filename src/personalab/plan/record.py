@@ -3,10 +3,16 @@ so that it is always complete and readable, even while the plan runs or after it
 
     status        running | done | failed
     spec          the plan as resolved (every default filled in)
-    baseline      its metrics (accuracy, macro-F1) and step times
-    candidates    in the order tried: status (pending, accepted, rejected, skipped, not run,
-                  failed), reason, metrics, the paired comparison with the baseline (difference,
-                  CI, McNemar p, personas better / equal / worse), the verdict, step times
+    split_by      how the dataset's rows were split: row, item (whole inputs held out) or persona
+    select_on     the rows candidates are chosen on (val by default); the pick is confirmed on test
+    baseline      its metrics by split (accuracy, macro-F1) and step times
+    candidates    in the order tried: status (pending, accepted = met the rule on the select_on
+                  rows, rejected, skipped, not run, failed), reason, metrics by split, the
+                  persona-level comparison with the baseline by split (difference, CI, p,
+                  personas better / equal / worse; on test also the harm check), the selection
+                  verdict, step times
+    references    the baselines that need no adapter: metrics and comparison with the baseline
+    confirmation  the pick's one test on the test rows: comparison, repeats, verdict, confirmed
     clustering    the clusterings the gates looked at
     decision      the strategy chosen, the branch of the tree, and why
     budget        the time budget and how much of it the steps used
@@ -24,17 +30,23 @@ from personalab.plan.artifacts import write_json
 from personalab.plan.spec import Candidate, PlanSpec
 
 PLAN_JSON = "plan.json"
-FORMAT = 1
+FORMAT = 2
 
 
-def split_note(split: str) -> str:
-    if split == "test":
-        return ("The decision is measured on the test split, and the table reports the same test split, as "
-                "BENCHMARK.md asks (every strategy against the baseline on the same test rows). Choosing on "
-                "the rows that report the result makes the winner's gain optimistic, the more so the more "
-                "candidates are tried (stop: all); use `split: val` to choose on validation rows instead.")
-    return (f"The decision is measured on the {split} split; its numbers are not a test-set estimate. "
-            "Evaluate the chosen run on the test split for the figure to report.")
+def selection_notes(select_on: str) -> list[str]:
+    """What a reader must know about where the decision was measured."""
+    if select_on == "test":
+        return ["Candidates were screened and chosen on the test rows (`select_on: test`), the same rows "
+                "that confirm and report the result: the chosen gain is optimistic, the more so the more "
+                "candidates were tried, and the plan's chance of a false acceptance is no longer bounded by "
+                "alpha. The default, `select_on: val`, chooses on validation rows and confirms once on test."]
+    return [f"Candidates are screened and chosen on the {select_on} rows; the pick is confirmed once against "
+            "the baseline on the test rows, so the plan's chance of adopting a candidate that is no better "
+            "stays at most alpha however many candidates it tries. The test numbers of the candidates not "
+            "picked are shown for information and were not used for the decision.",
+            "The validation rows also drive early stopping and the weights tuned on validation (ensemble "
+            "weight, LoraHub weights, temperatures), for the baseline and every candidate alike; their "
+            "validation scores are therefore slightly optimistic for all of them, not for one."]
 
 
 class PlanRecord:
@@ -45,10 +57,12 @@ class PlanRecord:
         self.started = time.perf_counter()
         self.data: dict[str, Any] = {
             "format": FORMAT, "status": "running", "source": spec.source, "description": spec.description,
-            "started": _now(), "updated": None, "finished": None, "split": spec.split, "stop": spec.stop,
+            "started": _now(), "updated": None, "finished": None, "select_on": spec.select_on,
+            "repeats": spec.repeats, "stop": spec.stop, "split_by": split_setting(spec.data),
             "acceptance": asdict(spec.acceptance), "spec": spec.to_dict(), "versions": versions,
             "baseline": _entry(spec.baseline), "candidates": [_entry(c) for c in spec.candidates],
-            "clustering": {}, "decision": None, "notes": [split_note(spec.split)],
+            "references": {}, "confirmation": None, "clustering": {}, "decision": None,
+            "notes": selection_notes(spec.select_on),
             "budget": {"minutes": spec.time_budget_minutes, "spent_seconds": 0.0, "exhausted": False},
             "wall_seconds": 0.0, "compute_seconds": 0.0, "error": None,
         }
@@ -75,9 +89,20 @@ def _entry(candidate: Candidate) -> dict[str, Any]:
         "name": candidate.name, "strategy": candidate.strategy, "preset": candidate.preset,
         "options": dict(candidate.options), "settings": dict(candidate.settings), "branch": candidate.branch,
         "gate": asdict(candidate.gate) if candidate.gate else None, "run": f"runs/{candidate.name}",
-        "status": "pending", "reason": None, "training": None, "metrics": None, "comparison": None,
+        "status": "pending", "reason": None, "training": None, "metrics": {}, "comparisons": {},
         "verdict": None, "seconds": {},
     }
+
+
+def split_setting(data: str) -> str:
+    """How the dataset's rows were split (``split_by`` in its dataset.yaml; ``row`` if unsaid)."""
+    import yaml
+
+    try:
+        spec = yaml.safe_load((Path(data) / "dataset.yaml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return "row"
+    return str(spec.get("split_by") or "row") if isinstance(spec, dict) else "row"
 
 
 def _now() -> str:

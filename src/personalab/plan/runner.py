@@ -4,14 +4,21 @@
     RUN_DIR/ledger.sqlite          one row per step (``personalab.plan.ledger``)
     RUN_DIR/plan.json              what was done and decided (``personalab.plan.record``)
     RUN_DIR/report.md              the summary for people (``personalab.plan.report``)
-    RUN_DIR/runs/<name>/           each strategy's run, with eval/<split>/ predictions
-    RUN_DIR/compare/<name>.json    each candidate against the baseline, row-paired
+    RUN_DIR/runs/<name>/           each strategy's run, with eval/val/ and eval/test/ predictions
+    RUN_DIR/runs/<name>.seed<S>/   the baseline and the chosen candidate under repeat seeds
+    RUN_DIR/compare/<split>/<name>.json  each candidate against the baseline, persona-paired
+    RUN_DIR/references/<name>/     the reference baselines that need no adapter, as evaluated runs
     RUN_DIR/cluster/<grouping>/    the clusterings the gates looked at
 
-Order: train and evaluate the baseline; then, for each candidate in turn, skip it if the plan
-already has its winner (``stop: first_win``), the time budget is used up, or its gate fails
-(clusters too poor); else train it (reusing adapters earlier runs of the plan trained from the
-same inputs), evaluate it, compare it with the baseline and judge it by the acceptance rule.
+Order: train the baseline and evaluate it on the validation and test rows; then, for each
+candidate in turn, skip it if the plan already has its pick (``stop: first_win``), the time
+budget is used up, or its gate fails (clusters too poor); else train it (reusing adapters
+earlier runs of the plan trained from the same inputs), evaluate it on both splits, compare it
+with the baseline on both and judge it by the acceptance rule on the selection rows
+(``select_on``, validation by default). Then fit the reference baselines; then **confirm** the
+one candidate picked, once, on the test rows (with the harm check, and under the repeat seeds
+when ``repeats`` > 1). The plan adopts it only when the confirmation holds, else it keeps the
+baseline. Every candidate's test comparison is recorded, and shown as not used for the decision.
 
 Resuming: every step has a key, the hash of its inputs (``personalab.plan.keys``). A step whose
 ledger row is done with the same key and whose artifact exists is not run again. Any other
@@ -28,9 +35,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from personalab.errors import PersonalabError
-from personalab.plan.acceptance import choose, judge
+from personalab.plan.acceptance import choose, confirm, judge
 from personalab.plan.artifacts import clean_leftovers, remove, write_json
-from personalab.plan.decision import describe_decision
+from personalab.plan.decision import best_reference, describe_decision
 from personalab.plan.keys import artifact_hash, dataset_hash, library_versions, step_key
 from personalab.plan.ledger import Ledger, Row
 from personalab.plan.lock import plan_lock
@@ -38,11 +45,20 @@ from personalab.plan.pause import pause_point
 from personalab.plan.progress import Progress
 from personalab.plan.record import PlanRecord
 from personalab.plan.report import write_report
-from personalab.plan.spec import Candidate, PlanSpec, grouping_name
+from personalab.plan.spec import CONFIRMATION_SPLIT, Candidate, PlanSpec, grouping_name
 from personalab.plan.steps import BOOTSTRAP_SEED, Steps, comparison_summary
 
 LEDGER = "ledger.sqlite"
-STRATEGY_STEPS = ("train", "evaluate", "compare")
+# Every strategy is evaluated on both: validation rows select and flag personas for the harm
+# check, test rows confirm (and are reported, for the candidates not chosen, as information).
+SPLITS = ("val", CONFIRMATION_SPLIT)
+REFERENCES = "references"
+
+
+def strategy_steps(name: str) -> list[tuple[str, str]]:
+    """(step id, kind) of the steps one strategy takes, in order."""
+    return [(f"train:{name}", "train"), *((f"evaluate:{name}@{s}", "evaluate") for s in SPLITS),
+            *((f"compare:{name}@{s}", "compare") for s in SPLITS)]
 
 
 @dataclass
@@ -110,6 +126,8 @@ class _Runner:
             baseline = self._train_and_evaluate(self.spec.baseline)
             for candidate in self.spec.candidates:
                 self._try(candidate, baseline)
+            self._references()
+            self._confirm()
             self._decide()
         except BaseException as error:
             status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
@@ -121,17 +139,18 @@ class _Runner:
 
     # ----- one strategy ---------------------------------------------------------------------
 
-    def _try(self, candidate: Candidate, baseline: Row) -> None:
+    def _try(self, candidate: Candidate, baseline: dict[str, Row]) -> None:
         entry = self.record.entry(candidate.name)
-        ids = [f"{kind}:{candidate.name}" for kind in STRATEGY_STEPS]
+        ids = [step for step, _ in strategy_steps(candidate.name)]
         try:
             skip = self._skip_reason(candidate)
             if skip:
                 entry.update(status=skip[0], reason=skip[1])
                 self.progress.skipped(ids, candidate.name, f"{skip[0]} ({skip[1]})")
                 return
-            evaluation = self._train_and_evaluate(candidate)
-            comparison = self._compare(candidate, baseline, evaluation)
+            evaluations = self._train_and_evaluate(candidate)
+            for split in SPLITS:
+                entry["comparisons"][split] = self._compare(candidate.name, baseline[split], evaluations[split], split)
         except PersonalabError as error:
             # A candidate that cannot run (bad data for it, too few personas to cluster) is
             # recorded and the tree goes on; a bug (any other exception) stops the plan.
@@ -141,8 +160,8 @@ class _Runner:
             return
         finally:
             self._save()
-        verdict = judge(comparison, self.spec.acceptance)
-        entry.update(comparison=comparison, verdict=verdict.to_dict(), reason=verdict.explain(),
+        verdict = judge(entry["comparisons"][self.spec.select_on], self.spec.acceptance)
+        entry.update(verdict=verdict.to_dict(), reason=verdict.explain(),
                      status="accepted" if verdict.accepted else "rejected")
         self._save()
 
@@ -165,48 +184,66 @@ class _Runner:
         return None
 
     def _winner(self) -> str | None:
-        accepted = [(c["name"], c["comparison"]["overall"]["difference"])
+        """The candidate picked on the selection rows (not yet confirmed)."""
+        split = self.spec.select_on
+        accepted = [(c["name"], c["comparisons"][split]["overall"]["difference"])
                     for c in self.record.data["candidates"] if c["status"] == "accepted"]
         return choose(accepted, self.spec.stop)
 
-    def _train_and_evaluate(self, candidate: Candidate) -> Row:
-        entry, config = self.record.entry(candidate.name), self.spec.run_config(candidate)
-        run_dir, reuse, split = self.out / "runs" / candidate.name, list(self.trained), self.spec.split
+    def _train_and_evaluate(self, candidate: Candidate, seed: int | None = None,
+                            splits: tuple[str, ...] = SPLITS) -> dict[str, Row]:
+        """Train ``candidate`` (under ``seed``: a repeat, in its own folder) and evaluate it."""
+        name = candidate.name if seed is None else repeat_name(candidate.name, seed)
+        entry, config = self.record.entry(candidate.name), self.spec.run_config(candidate, seed)
+        run_dir, reuse = self.out / "runs" / name, list(self.trained)
         train = self._run(_Step(
-            "train", candidate.name, {"config": config.to_dict(), "data": self.data_hash}, run_dir,
+            "train", name, {"config": config.to_dict(), "data": self.data_hash}, run_dir,
             run_dir / "personalizer.json", lambda: self.steps.train(config, run_dir, reuse, self.verbose),
             skip=("eval",)))
         self.trained.append(run_dir)
-        entry.update(training=train.metrics)
-        entry["seconds"]["train"] = train.seconds
-        self._save()
-        folder = run_dir / "eval" / split
-        evaluation = self._run(_Step(
-            "evaluate", candidate.name, {"train": train.artifact_hash, "split": split, "data": self.data_hash},
-            folder, folder / "metrics.json", lambda: self.steps.evaluate(run_dir, split, self.verbose)))
-        entry.update(metrics=evaluation.metrics)
-        entry["seconds"]["evaluate"] = evaluation.seconds
-        return evaluation
+        evaluations = {split: self._evaluate(name, run_dir, train, split) for split in splits}
+        if seed is None:
+            entry.update(training=train.metrics, metrics={s: row.metrics for s, row in evaluations.items()})
+            entry["seconds"]["train"] = train.seconds
+            entry["seconds"]["evaluate"] = sum(row.seconds or 0.0 for row in evaluations.values())
+            self._save()
+        return evaluations
 
-    def _compare(self, candidate: Candidate, baseline: Row, evaluation: Row) -> dict[str, Any]:
-        rule, split = self.spec.acceptance, self.spec.split
-        path = self.out / "compare" / f"{candidate.name}.json"
-        runs = self.out / "runs"
-        step_id = f"compare:{candidate.name}"
+    def _evaluate(self, name: str, run_dir: Path, train: Row, split: str) -> Row:
+        folder = run_dir / "eval" / split
+        return self._run(_Step(
+            "evaluate", f"{name}@{split}", {"train": train.artifact_hash, "split": split, "data": self.data_hash},
+            folder, folder / "metrics.json", lambda: self.steps.evaluate(run_dir, split, self.verbose)))
+
+    def _compare(self, name: str, baseline: Row, evaluation: Row, split: str, against: str | None = None) -> dict:
+        """``name``'s run against the baseline's (or ``against``) on ``split``; on the test rows
+        with the harm check, the personas flagged on the validation rows."""
+        rule, runs = self.spec.acceptance, self.out / "runs"
+        path = self.out / "compare" / split / f"{name}.json"
+        step_id = f"compare:{name}@{split}"
+        flag_split = "val" if split == CONFIRMATION_SPLIT else None
 
         def work() -> dict[str, Any]:
-            comparison = self.steps.compare(runs / self.spec.baseline.name, runs / candidate.name, split, rule)
+            comparison = self.steps.compare(runs / (against or self.spec.baseline.name), runs / name, split, rule,
+                                            flag_split)
             write_json(path, comparison, step=step_id, out=self.out)
             return comparison_summary(comparison)
 
         # Only what the statistics depend on: changing min_gain re-judges, it does not re-test.
-        stats = {"alpha": rule.alpha, "correction": rule.correction, "n_resamples": rule.n_resamples,
-                 "confidence": rule.confidence, "seed": BOOTSTRAP_SEED}
-        row = self._run(_Step("compare", candidate.name, {
-            "baseline": baseline.artifact_hash, "candidate": evaluation.artifact_hash, "split": split,
-            "statistics": stats}, path, path, work))
-        self.record.entry(candidate.name)["seconds"]["compare"] = row.seconds
+        stats = {"n_resamples": rule.n_resamples, "confidence": rule.confidence, "seed": BOOTSTRAP_SEED,
+                 "harm_alpha": rule.harm_alpha, "flag_split": flag_split}
+        inputs = {"baseline": baseline.artifact_hash, "candidate": evaluation.artifact_hash, "split": split,
+                  "statistics": stats}
+        if flag_split:  # the flags come from the validation predictions of both runs
+            inputs["flags"] = [self._artifact(f"evaluate:{n}@{flag_split}") for n in (against or self.spec.baseline.name, name)]
+        row = self._run(_Step("compare", f"{name}@{split}", inputs, path, path, work))
+        if against is None:  # a repeat's comparison is the confirmation's, not the candidate's
+            self.record.entry(name)["seconds"][f"compare-{split}"] = row.seconds
         return row.metrics
+
+    def _artifact(self, step_id: str) -> str | None:
+        row = self.ledger.get(step_id)
+        return row.artifact_hash if row else None
 
     def _cluster(self, candidate: Candidate) -> dict[str, Any]:
         from personalab.strategies.registry import strategy_options  # (imports them all)
@@ -261,14 +298,81 @@ class _Runner:
 
     # ----- the plan as a whole ----------------------------------------------------------------
 
-    def _decide(self) -> None:
+    # ----- after the candidates: references, confirmation, decision ---------------------------
+
+    def _references(self) -> None:
+        """Fit the reference baselines (no adapter) and compare each with the baseline."""
+        folder, config = self.out / REFERENCES, self.spec.run_config(self.spec.baseline)
+
+        def work() -> dict[str, Any]:
+            found = self.steps.references(config, folder, SPLITS)
+            write_json(folder / "references.json", found, step=f"{REFERENCES}:all", out=self.out)
+            return found
+
+        row = self._run(_Step(REFERENCES, "all", {"data": self.data_hash, "holdout": config.holdout,
+                                                  "seed": config.seed, "splits": list(SPLITS)},
+                              folder, folder / "references.json", work))
+        from personalab.evaluate.references import REFERENCES as LABELS
+
+        baseline_run = self.out / "runs" / self.spec.baseline.name
+        self.record.data["references"] = {
+            name: {"label": LABELS.get(name, name), "metrics": by_split,
+                   "comparisons": {split: comparison_summary(self.steps.compare(
+                       baseline_run, folder / name, split, self.spec.acceptance, None)) for split in by_split}}
+            for name, by_split in sorted(row.metrics.items(), key=lambda item: list(LABELS).index(item[0])
+                                         if item[0] in LABELS else len(LABELS))}
+        self._save()
+
+    def _confirm(self) -> None:
+        """The one confirmatory test: the pick against the baseline on the test rows."""
         winner = self._winner()
-        self.record.data["decision"] = describe_decision(self.record.data, winner)
-        self.progress.note(f"plan done: {winner or self.spec.baseline.name} chosen "
-                           f"({'accepted' if winner else 'no candidate accepted, baseline kept'})")
+        if winner is None:
+            self.record.data["confirmation"] = None
+            return
+        comparison = self.record.entry(winner)["comparisons"][CONFIRMATION_SPLIT]
+        repeats = self._repeats(winner, comparison) if self.spec.repeats > 1 else []
+        verdict = confirm(comparison, self.spec.acceptance, [r["difference"] for r in repeats])
+        self.record.data["confirmation"] = {
+            "candidate": winner, "split": CONFIRMATION_SPLIT, "selected_on": self.spec.select_on,
+            "comparison": comparison, "repeats": repeats, "verdict": verdict.to_dict(),
+            "confirmed": verdict.accepted}
+        self._save()
+
+    def _repeats(self, winner: str, first: dict[str, Any]) -> list[dict[str, Any]]:
+        """The baseline and the pick trained again under seeds seed + 1, ...: the gain on the
+        test rows under every seed (the plan's own seed first)."""
+        candidate = next(c for c in self.spec.candidates if c.name == winner)
+        gains = [_gain(self.spec.seed, first)]
+        for seed in range(self.spec.seed + 1, self.spec.seed + self.spec.repeats):
+            base = self._train_and_evaluate(self.spec.baseline, seed, (CONFIRMATION_SPLIT,))[CONFIRMATION_SPLIT]
+            other = self._train_and_evaluate(candidate, seed, (CONFIRMATION_SPLIT,))[CONFIRMATION_SPLIT]
+            comparison = self._compare(repeat_name(winner, seed), base, other, CONFIRMATION_SPLIT,
+                                       against=repeat_name(self.spec.baseline.name, seed))
+            gains.append(_gain(seed, comparison))
+            self.record.data["confirmation_repeats"] = gains  # visible while the repeats run
+            self._save()
+        return gains
+
+    def _decide(self) -> None:
+        plan = self.record.data
+        chosen = plan["confirmation"]["candidate"] if (plan["confirmation"] or {}).get("confirmed") \
+            else self.spec.baseline.name
+        plan["decision"] = describe_decision(plan, self._against_best_reference(chosen))
+        decision = plan["decision"]
+        self.progress.note(f"plan done: {decision['chosen']} chosen ({decision['summary']})")
+
+    def _against_best_reference(self, chosen: str) -> dict[str, Any] | None:
+        """The chosen strategy against the best reference baseline on the test rows."""
+        name = best_reference(self.record.data, CONFIRMATION_SPLIT)
+        if name is None:
+            return None
+        comparison = self.steps.compare(self.out / REFERENCES / name, self.out / "runs" / chosen,
+                                        CONFIRMATION_SPLIT, self.spec.acceptance, None)
+        return {"name": name, "label": self.record.data["references"][name]["label"],
+                "comparison": comparison_summary(comparison)}
 
     def _planned(self) -> list[tuple[str, str]]:
-        planned = [(f"train:{self.spec.baseline.name}", "train"), (f"evaluate:{self.spec.baseline.name}", "evaluate")]
+        planned = strategy_steps(self.spec.baseline.name)[:1 + len(SPLITS)]  # the baseline compares with nothing
         groupings: set[str] = set()
         for candidate in self.spec.candidates:
             if candidate.gate is not None and candidate.gate.min_silhouette is not None:
@@ -278,8 +382,26 @@ class _Runner:
                 if name not in groupings:
                     groupings.add(name)
                     planned.append((f"cluster:{name}", "cluster"))
-            planned += [(f"{kind}:{candidate.name}", kind) for kind in STRATEGY_STEPS]
+            planned += strategy_steps(candidate.name)
+        planned.append((f"{REFERENCES}:all", REFERENCES))
+        for seed in range(self.spec.seed + 1, self.spec.seed + self.spec.repeats):
+            planned += [(f"train:{repeat_name(self.spec.baseline.name, seed)}", "train"),
+                        (f"evaluate:{repeat_name(self.spec.baseline.name, seed)}@test", "evaluate"),
+                        (f"train:<pick>.seed{seed}", "train"), (f"evaluate:<pick>.seed{seed}@test", "evaluate"),
+                        (f"compare:<pick>.seed{seed}@test", "compare")]
         return planned
 
     def _save(self) -> None:
         self.record.save(self.spent)
+
+
+def repeat_name(name: str, seed: int) -> str:
+    """The run folder of ``name`` trained again under a repeat ``seed``."""
+    return f"{name}.seed{seed}"
+
+
+def _gain(seed: int, comparison: dict[str, Any]) -> dict[str, Any]:
+    overall = comparison["overall"]
+    return {"seed": seed, "accuracy_baseline": overall["accuracy_a"], "accuracy_candidate": overall["accuracy_b"],
+            "difference": overall["difference"], "ci_low": overall["ci_low"], "ci_high": overall["ci_high"],
+            "p_value": overall["p_value"]}

@@ -15,7 +15,8 @@ from typing import Any
 from personalab.models.base import ModelSpec
 
 STOP_RULES = ("first_win", "all")
-SPLITS = ("val", "test")
+SELECTION_SPLITS = ("val", "test")
+CONFIRMATION_SPLIT = "test"
 # The clustering options a cluster-based strategy takes; a gate clusters with the same ones.
 GROUPING_OPTIONS = {"k": None, "k_min": 2, "k_max": 8, "method": "kmeans", "source": "inputs"}
 
@@ -66,15 +67,17 @@ class Acceptance:
     """When a candidate counts as beating the baseline: all of these must hold."""
 
     alpha: float = 0.05
-    """Exact McNemar p-value on the paired rows must be strictly below alpha."""
+    """The persona-level paired test's p-value must be strictly below alpha (on the selection
+    rows to be selected, on the test rows to be confirmed)."""
     min_gain: float = 0.0
     """Accuracy difference (candidate - baseline, a fraction: 0.01 = 1 point) must reach this."""
-    max_share_worse: float | None = None
-    """At most this share of personas significantly worse after the correction (None: no rule)."""
-    correction: str = "holm"
-    """Correction across personas: holm (family-wise) or fdr_bh (false discovery rate)."""
+    harm_alpha: float | None = 0.05
+    """At confirmation: reject when the personas worse on the selection rows are significantly
+    worse on the test rows too, at this level (``personalab.evaluate.harm``; None: no check)."""
+    require_every_repeat: bool = False
+    """At confirmation, with ``repeats`` > 1: the gain must be positive under every seed."""
     n_resamples: int = 9999
-    """Paired bootstrap resamples for the confidence interval (BENCHMARK.md: 9999, seed 0)."""
+    """Resamples of the persona-level bootstrap and permutation test (BENCHMARK.md: 9999, seed 0)."""
     confidence: float = 0.95
 
 
@@ -95,8 +98,12 @@ class PlanSpec:
     """Candidates not started once the plan's steps have taken this long are skipped. The time
     is what the steps took when they ran (as the ledger recorded it), so a resumed plan skips
     the same candidates as an uninterrupted one; a candidate once started is finished."""
-    split: str = "test"
-    """Where the decision is measured (and what the table reports)."""
+    select_on: str = "val"
+    """The rows candidates are screened and chosen on; the choice is then confirmed once on the
+    test rows. ``test`` chooses on the rows it reports (optimistic; the report warns)."""
+    repeats: int = 1
+    """Seeds the baseline and the chosen candidate are trained under (the plan's seed, then
+    seed + 1, ...): the report shows the gain under each."""
     description: str = ""
     source: str = "<plan>"
     """The file it was read from, for messages."""
@@ -104,9 +111,9 @@ class PlanSpec:
     def strategies(self) -> tuple[Candidate, ...]:
         return (self.baseline, *self.candidates)
 
-    def run_config(self, candidate: Candidate):
+    def run_config(self, candidate: Candidate, seed: int | None = None):
         """The ``RunConfig`` that trains ``candidate``: preset, then the plan's settings, then
-        the candidate's own settings."""
+        the candidate's own settings; under the plan's seed unless ``seed`` is given."""
         from personalab.rundir import RunConfig
         from personalab.train.presets import resolve_settings
 
@@ -114,9 +121,10 @@ class PlanSpec:
         settings = resolve_settings(preset, **{**self.settings, **candidate.settings})
         return RunConfig(
             data=str(Path(self.data).resolve()), strategy=candidate.strategy,
-            strategy_options=dict(candidate.options), preset=preset, seed=self.seed,
+            strategy_options=dict(candidate.options), preset=preset, seed=self.seed if seed is None else seed,
             holdout=self.holdout, augment=list(candidate.augment), model=self.model, settings=settings,
         )
+
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

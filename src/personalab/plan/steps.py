@@ -6,7 +6,11 @@ runner never special-cases a strategy and tests can script results without train
 - ``train(config, run_dir, reuse, progress)``: ``train_run`` into ``run_dir``, taking adapters
   the earlier runs in ``reuse`` trained from the same inputs; returns what training recorded.
 - ``evaluate(run_dir, split, progress)``: ``evaluate_run``; returns accuracy, macro-F1, n.
-- ``compare(baseline_dir, candidate_dir, split, acceptance)``: ``compare_runs``' dictionary.
+- ``compare(baseline_dir, candidate_dir, split, acceptance, flag_split)``: ``compare_runs``'
+  dictionary (with the harm check when ``flag_split`` is given).
+- ``references(config, folder, splits)``: the reference baselines that need no adapter, fit on
+  the train rows and written as evaluated runs ``folder/<name>/eval/<split>/``; returns their
+  metrics (n, accuracy, macro-F1) by name and split.
 
 Each must leave its artifact in place before returning (the runner checks that a done step's
 artifact exists): ``RUN_DIR/personalizer.json`` for train, ``RUN_DIR/eval/<split>/metrics.json``
@@ -32,11 +36,13 @@ class Steps:
     cluster: Callable[[Any, dict, Path], dict]
     train: Callable[[Any, Path, Sequence[Path], bool], dict]
     evaluate: Callable[[Path, str, bool], dict]
-    compare: Callable[[Path, Path, str, Acceptance], dict]
+    compare: Callable[[Path, Path, str, Acceptance, str | None], dict]
+    references: Callable[[Any, Path, Sequence[str]], dict]
 
     @classmethod
     def real(cls) -> "Steps":
-        return cls(cluster=cluster_step, train=train_step, evaluate=evaluate_step, compare=compare_step)
+        return cls(cluster=cluster_step, train=train_step, evaluate=evaluate_step, compare=compare_step,
+                   references=references_step)
 
 
 def cluster_step(config, grouping: dict[str, Any], folder: Path) -> dict[str, Any]:
@@ -79,15 +85,29 @@ def evaluate_step(run_dir: Path, split: str, progress: bool) -> dict[str, Any]:
     return {name: metrics[name] for name in EVALUATION_FIELDS if name in metrics}
 
 
-def compare_step(baseline_dir: Path, candidate_dir: Path, split: str, rule: Acceptance) -> dict[str, Any]:
+def compare_step(baseline_dir: Path, candidate_dir: Path, split: str, rule: Acceptance,
+                 flag_split: str | None) -> dict[str, Any]:
     from personalab.evaluate.compare import compare_runs
 
     return compare_runs(baseline_dir, candidate_dir, split, n_resamples=rule.n_resamples, seed=BOOTSTRAP_SEED,
-                        confidence=rule.confidence, correction=rule.correction, alpha=rule.alpha)
+                        confidence=rule.confidence, flag_split=flag_split, harm_alpha=rule.harm_alpha or 0.05)
+
+
+def references_step(config, folder: Path, splits: Sequence[str]) -> dict[str, Any]:
+    from personalab.data import load_dataset
+    from personalab.data.splits import without_training_rows
+    from personalab.evaluate.references import write_references
+
+    dataset = load_dataset(config.data)
+    dataset = without_training_rows(dataset, config.held_out(dataset))  # the rows the strategies train on
+    found = write_references(dataset, splits, folder)
+    return {name: {split: {k: m[k] for k in EVALUATION_FIELDS if k in m} for split, m in by_split.items()}
+            for name, by_split in found.items()}
 
 
 def comparison_summary(comparison: dict[str, Any]) -> dict[str, Any]:
-    """What the plan keeps of a comparison: the overall test and the persona counts (the
-    per-persona rows stay in ``compare/<name>.json``)."""
+    """What the plan keeps of a comparison: the overall test, the persona counts and the harm
+    check (the per-persona rows stay in ``compare/<split>/<name>.json``)."""
     personas = {k: v for k, v in comparison["per_persona"].items() if k != "personas"}
-    return {"overall": comparison["overall"], "per_persona": personas}
+    return {"split": comparison.get("split"), "overall": comparison["overall"], "per_persona": personas,
+            "harm": comparison.get("harm")}

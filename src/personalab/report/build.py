@@ -1,21 +1,24 @@
 """Assembling the report from a plan folder: the title and facts of the run, then the sections
-in reading order — the decision and its evidence, the strategy table and the acceptance rule,
-the pictures (``personalab.report.pictures``), and the notes."""
+in reading order — the decision and its evidence, the confirmation on the test rows, the
+selection table and the acceptance rule, every strategy's test numbers beside the reference
+baselines (not used for the decision), the pictures (``personalab.report.pictures``), and the
+notes."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from personalab.report.document import Bullets, Paragraph, Report, Section, Trail, inline, prose, strong
+from personalab.report.document import Bullets, Paragraph, Report, Section, Table, Trail, inline, prose, strong
 from personalab.report.folder import PlanFolder
 from personalab.report.pictures import clusters_section, gains_section, times_section, training_section
 from personalab.report.story import decision_paragraphs, evidence
-from personalab.report.table import strategy_table
+from personalab.report.table import harm_cell, p_value, strategy_table
 
 
 def build_report(folder: PlanFolder) -> Report:
     plan = folder.plan
-    sections = (decision_section(plan), strategies_section(plan), gains_section(folder),
+    sections = (decision_section(plan), confirmation_section(plan), strategies_section(plan), test_section(plan),
+                gains_section(folder),
                 clusters_section(folder), training_section(folder), times_section(folder), notes_section(plan))
     versions = plan.get("versions") or {}
     footer = "Written by personalab from plan.json" + (
@@ -35,14 +38,67 @@ def decision_section(plan: dict[str, Any]) -> Section:
     return Section("decision", "Decision", tuple(blocks))
 
 
+def confirmation_section(plan: dict[str, Any]) -> Section:
+    confirmation = plan.get("confirmation")
+    title = "Confirmation on the test rows"
+    if not confirmation:
+        return Section("confirmation", title, (Paragraph(inline(
+            "No candidate was picked on the selection rows, so nothing was confirmed: the test rows were used only "
+            "for the information below."), "note"),))
+    overall = confirmation["comparison"]["overall"]
+    verdict = "confirmed" if confirmation["confirmed"] else "NOT confirmed"
+    blocks: list[Any] = [Paragraph(inline(
+        strong(confirmation["candidate"]), f" (picked on the {confirmation['selected_on']} rows) against ",
+        strong(plan["baseline"]["name"]), f" on {overall['n']} test rows of {overall['n_personas']} personas: "
+        f"{overall['accuracy_b']:.2%} vs {overall['accuracy_a']:.2%}, Δ {overall['difference'] * 100:+.2f} pts, "
+        f"{overall['confidence']:.0%} CI [{overall['ci_low'] * 100:+.2f}, {overall['ci_high'] * 100:+.2f}] "
+        f"(persona bootstrap), persona-level p = {p_value(overall['p_value'])} (sign-flip permutation test; "
+        f"row-level McNemar p = {p_value(overall['mcnemar_p'])}, shown for reference only); harm check: "
+        f"{harm_cell(confirmation['comparison'].get('harm'))}. ", strong(verdict), "."))]
+    blocks.append(Bullets(tuple(inline(("held: " if c["passed"] else "FAILED: ") + c["text"])
+                                for c in confirmation["verdict"]["checks"])))
+    if confirmation.get("repeats"):
+        blocks += repeats_blocks(confirmation["repeats"])
+    return Section("confirmation", title, tuple(blocks))
+
+
+def repeats_blocks(repeats: list[dict[str, Any]]) -> list[Any]:
+    """The gain under each training seed, and its spread."""
+    import numpy as np
+
+    gains = np.array([r["difference"] for r in repeats]) * 100
+    header = ("seed", "baseline", "candidate", "Δ (pts)", "95% CI", "p (persona)")
+    rows = tuple((str(r["seed"]), f"{r['accuracy_baseline']:.2%}", f"{r['accuracy_candidate']:.2%}",
+                  f"{r['difference'] * 100:+.2f}", f"[{r['ci_low'] * 100:+.2f}, {r['ci_high'] * 100:+.2f}]",
+                  p_value(r["p_value"])) for r in repeats)
+    spread = (f"mean {gains.mean():+.2f} pts, standard deviation {gains.std(ddof=1):.2f} over {len(gains)} seeds"
+              if len(gains) > 1 else "one seed")
+    return [Paragraph(inline(strong("Repeats"), f": the gain under each training seed, {spread}. Each repeat "
+                             f"trains the baseline and the pick again ({len(gains) - 1} extra trainings of each).")),
+            Table(header, rows, (True, True, True, True, True, True))]
+
+
 def strategies_section(plan: dict[str, Any]) -> Section:
+    split = plan.get("select_on", "val")
     confidence = plan["acceptance"].get("confidence", 0.95)
-    intro = inline(f"Measured on the {plan['split']} split; every candidate against the baseline ",
+    intro = inline(f"Selection, on the {split} rows: every candidate against the baseline ",
                    strong(plan["baseline"]["name"]), " on the same rows. Δ: accuracy difference in percentage "
-                   f"points with its {confidence:.0%} paired bootstrap interval; McNemar p: exact test on the rows "
-                   "where the two disagree; personas +/=/−: better, equal, worse; significant +/−: personas "
-                   "significantly better / worse after correction across personas; time: the strategy's steps.")
-    return Section("strategies", "Strategies", (Paragraph(intro), strategy_table(plan), Paragraph(_rule(plan))))
+                   f"points with its {confidence:.0%} persona-level bootstrap interval (personas resampled with all "
+                   "their rows); p: persona-level sign-flip permutation test; personas +/=/−: better, equal, worse; "
+                   "time: the strategy's steps; accepted: met the rule on these rows.")
+    return Section("strategies", f"Selection ({split} rows)", (Paragraph(intro), strategy_table(plan, split),
+                                                               Paragraph(_rule(plan))))
+
+
+def test_section(plan: dict[str, Any]) -> Section:
+    chose_on_test = plan.get("select_on") == "test"
+    intro = inline(strong("Not used for the decision" if not chose_on_test else "Used for the decision"),
+                   ": every trained strategy, and the reference baselines that need no adapter (majority labels, "
+                   "logistic regression on frozen sentence embeddings, with and without a one-hot persona id), "
+                   "on the test rows, each against the baseline persona by persona. The harm check tests, on "
+                   "these rows, the personas that were worse on the validation rows.")
+    return Section("test", "Test rows: every strategy and the references", (Paragraph(intro),
+                                                                            strategy_table(plan, "test")))
 
 
 def notes_section(plan: dict[str, Any]) -> Section:
@@ -58,12 +114,14 @@ def notes_section(plan: dict[str, Any]) -> Section:
 
 def _rule(plan: dict[str, Any]):
     rule = plan["acceptance"]
-    personas = ("" if rule.get("max_share_worse") is None else
-                f", and at most {rule['max_share_worse']:.0%} of personas are significantly worse "
-                f"({rule.get('correction', 'holm')} correction)")
-    return inline(strong("Acceptance rule"), f": a candidate is accepted when its exact McNemar p-value is below "
-                  f"{rule['alpha']:g}, its accuracy gain is at least {rule['min_gain'] * 100:g} points{personas}. "
-                  f"Stopping rule: {plan.get('stop', '?')}.")
+    harm = ("" if rule.get("harm_alpha") is None else
+            f", and the personas worse on the validation rows are not significantly worse on the test rows "
+            f"(one-sided, level {rule['harm_alpha']:g})")
+    repeats = ", and the gain is positive under every repeat seed" if rule.get("require_every_repeat") else ""
+    return inline(strong("Acceptance rule"), f": a candidate is accepted on the {plan.get('select_on', 'val')} rows "
+                  f"when its persona-level p-value is below {rule['alpha']:g} and its accuracy gain is at least "
+                  f"{rule['min_gain'] * 100:g} points. The one candidate picked (stop: {plan.get('stop', '?')}) is "
+                  f"adopted only when the same holds once on the test rows{harm}{repeats}.")
 
 
 def _status_warning(plan: dict[str, Any]) -> list[Paragraph]:
@@ -84,7 +142,8 @@ def _meta(plan: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     model = (spec.get("model") or {}).get("name")
     end = ("finished", plan.get("finished")) if plan.get("finished") else ("updated", plan.get("updated"))
     pairs = (("status", plan.get("status")), ("data", spec.get("data")), ("model", model),
-             ("split", plan.get("split")), ("stop", plan.get("stop")), ("started", _when(plan.get("started"))),
+             ("split by", plan.get("split_by")), ("chosen on", plan.get("select_on")),
+             ("confirmed on", "test"), ("repeats", plan.get("repeats")), ("stop", plan.get("stop")), ("started", _when(plan.get("started"))),
              (end[0], _when(end[1])))
     return tuple((name, str(value)) for name, value in pairs if value)
 

@@ -1,5 +1,6 @@
 """Reading a plan's run folder for the report: ``plan.json`` (every number and the decision),
-each candidate's full comparison (``compare/<name>.json``, with the per-persona rows), each
+each candidate's full comparison by split (``compare/<split>/<name>.json``, with the
+per-persona rows), each
 run's learning curves (``runs/<name>/training.json``), the step times of the ledger, and the
 cluster pictures. The folder is only read, never written.
 
@@ -20,7 +21,7 @@ from personalab.errors import PersonalabError
 PLAN_JSON = "plan.json"  # = personalab.plan.record.PLAN_JSON; importing the planner would pull in torch
 
 LEDGER = "ledger.sqlite"
-STEP_KINDS = ("cluster", "train", "evaluate", "compare")
+STEP_KINDS = ("cluster", "train", "evaluate", "compare", "references")
 
 
 @dataclass(frozen=True)
@@ -56,9 +57,13 @@ class PlanFolder:
     def chosen(self) -> str | None:
         return (self.plan.get("decision") or {}).get("chosen")
 
-    def comparison(self, name: str) -> dict[str, Any] | None:
-        """``compare/<name>.json``: the candidate against the baseline, every persona included."""
-        return _read_json(self.root / "compare" / f"{name}.json")
+    @property
+    def select_on(self) -> str:
+        return self.plan.get("select_on", "val")
+
+    def comparison(self, name: str, split: str) -> dict[str, Any] | None:
+        """``compare/<split>/<name>.json``: the candidate against the baseline, every persona included."""
+        return _read_json(self.root / "compare" / split / f"{name}.json")
 
     def training(self, entry: dict[str, Any]) -> dict[str, Any]:
         """What the run's training recorded (learning curves under ``training``), or ``{}``."""
@@ -98,7 +103,11 @@ def open_plan_folder(root: str | Path) -> PlanFolder:
         raise PersonalabError(f"{path} cannot be read: {error}") from None
     if not isinstance(plan, dict):
         raise PersonalabError(f"{path} is not a plan record (a JSON object is expected)")
-    missing = [key for key in ("baseline", "candidates", "acceptance", "split") if key not in plan]
+    if "split" in plan and "select_on" not in plan:
+        raise PersonalabError(f"{path} was written by an earlier personalab, which chose on the rows it reported; "
+                              "re-run the plan (`personalab plan CONFIG --out RUN_DIR`) to choose on validation "
+                              "rows and confirm on test")
+    missing = [key for key in ("baseline", "candidates", "acceptance", "select_on") if key not in plan]
     if missing:
         raise PersonalabError(f"{path} is not a plan record (missing: {', '.join(missing)})")
     return PlanFolder(root, plan)

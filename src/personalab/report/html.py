@@ -52,6 +52,7 @@ ol.trail p { margin: 4px 0 0; }
 .status-skipped { background: #fff1cc; color: #7a5600; }
 .status-failed { background: #f6d0d0; color: #6b0f0f; outline: 1px solid #c62828; }
 .status-baseline { background: #dde9f7; color: #174a85; }
+.status-reference { background: #eeeeee; color: #444; }
 .table-wrap { overflow-x: auto; margin: 12px 0; }
 table { border-collapse: collapse; font-size: 0.86rem; width: 100%; }
 th, td { padding: 5px 8px; border-bottom: 1px solid #e3e6ea; text-align: left; vertical-align: top; }
@@ -61,6 +62,7 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.num { white-space: nowrap; }
 tr.chosen td { background: #edf7ee; font-weight: 600; }
 tr.baseline td { background: #f5f8fc; }
+tr.reference td { color: #555; font-style: italic; }
 figure { margin: 16px 0; }
 figure img { display: block; max-width: 100%; height: auto; border: 1px solid #e3e6ea; border-radius: 4px; }
 figcaption { color: #47515d; font-size: 0.88rem; margin-top: 6px; max-width: 900px; }

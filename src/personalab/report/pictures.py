@@ -19,19 +19,27 @@ def gains_section(folder: PlanFolder) -> Section:
     title = "Per-persona gains"
     if entry is None:
         return Section("gains", title, (Paragraph(inline(why), "note"),))
-    personas = ((folder.comparison(entry["name"]) or {}).get("per_persona") or {}).get("personas") or []
+    split = "test"
+    personas = ((folder.comparison(entry["name"], split) or {}).get("per_persona") or {}).get("personas") or []
     if not personas:
         return Section("gains", title, (Paragraph(inline(
-            f"The per-persona detail of {entry['name']} is missing (compare/{entry['name']}.json)."), "note"),))
+            f"The per-persona detail of {entry['name']} is missing (compare/{split}/{entry['name']}.json)."), "note"),))
+    flagged = _flagged(folder, entry["name"])
     baseline = folder.baseline["name"]
     png = plots.persona_gains([p["persona_id"] for p in personas], [p["difference"] for p in personas],
-                              [bool(p["significant"]) for p in personas],
-                              f"{entry['name']} − {baseline}, per persona")
-    counts = entry["comparison"]["per_persona"] if entry.get("comparison") else _counts(personas)
-    caption = inline(f"Accuracy of {entry['name']} minus {baseline} on each persona's {folder.plan['split']} rows, "
-                     f"sorted. {why} ", _counts_text(counts))
+                              [p["persona_id"] in flagged for p in personas],
+                              f"{entry['name']} − {baseline}, per persona ({split} rows)")
+    counts = (entry.get("comparisons") or {}).get(split, {}).get("per_persona") or _counts(personas)
+    caption = inline(f"Accuracy of {entry['name']} minus {baseline} on each persona's {split} rows, sorted. {why} ",
+                     _counts_text(counts, len(flagged)))
     return Section("gains", title, (Figure("persona_gains", png, f"per-persona accuracy differences of "
                                            f"{entry['name']} against {baseline}", caption),))
+
+
+def _flagged(folder: PlanFolder, name: str) -> set[str]:
+    """The personas worse under ``name`` on the validation rows: the harm check's flags."""
+    personas = ((folder.comparison(name, "val") or {}).get("per_persona") or {}).get("personas") or []
+    return {p["persona_id"] for p in personas if p["b_better"] < p["a_better"]}
 
 
 def clusters_section(folder: PlanFolder) -> Section:
@@ -80,7 +88,7 @@ def times_section(folder: PlanFolder) -> Section:
     header = ("steps of", *STEP_KINDS, "total", "notes")
     rows = tuple((name, *(duration(s.get(k)) if k in s else "–" for k in STEP_KINDS), duration(sum(s.values())), note)
                  for name, s, note in groups)
-    table = Table(header, rows, (False, True, True, True, True, True, False))
+    table = Table(header, rows, (False, *(True,) * len(STEP_KINDS), True, False))
     png = plots.step_times([(name, seconds) for name, seconds, _ in groups])
     return Section("times", "Wall times", (Paragraph(total), Figure("step_times", png, "seconds per step", ()), table))
 
@@ -89,18 +97,22 @@ def times_section(folder: PlanFolder) -> Section:
 
 
 def _gains_candidate(folder: PlanFolder) -> tuple[dict[str, Any] | None, str]:
-    """The chosen candidate; else the one with the largest gain among those whose predictions
-    differ from the baseline's somewhere (one that predicts exactly alike has nothing to show)."""
-    compared = [c for c in folder.candidates if (c.get("comparison") or {}).get("overall")]
-    chosen = next((c for c in compared if c["name"] == folder.chosen), None)
+    """The chosen candidate; else the one picked but not confirmed; else the one with the largest
+    selection gain among those whose predictions differ from the baseline's somewhere (one that
+    predicts exactly alike has nothing to show)."""
+    split = folder.select_on
+    compared = [c for c in folder.candidates if ((c.get("comparisons") or {}).get(split) or {}).get("overall")]
+    picked = (folder.plan.get("decision") or {}).get("picked")
+    chosen = next((c for c in compared if c["name"] in (folder.chosen, picked)), None)
     if chosen is not None:
-        return chosen, f"{chosen['name']} is the chosen strategy."
+        state = "the chosen strategy" if chosen["name"] == folder.chosen else "picked, but not confirmed on test"
+        return chosen, f"{chosen['name']} is {state}."
     if not compared:
         return None, "No candidate was compared with the baseline."
-    differing = [c for c in compared if _disagreements(c["comparison"]["overall"])]
+    differing = [c for c in compared if _disagreements(c["comparisons"][split]["overall"])]
     if not differing:
         return None, "Every candidate predicted exactly like the baseline: no persona gained or lost."
-    best = max(differing, key=lambda c: c["comparison"]["overall"]["difference"])  # ties: the first tried
+    best = max(differing, key=lambda c: c["comparisons"][split]["overall"]["difference"])  # ties: the first tried
     alike = [c["name"] for c in compared if c not in differing]
     same = f" ({', '.join(alike)} predicted exactly like the baseline.)" if alike else ""
     return best, f"No candidate was chosen; shown is the one with the largest accuracy gain, {best['name']}.{same}"
@@ -115,17 +127,12 @@ def _disagreements(overall: dict[str, Any]) -> int:
 def _counts(personas: list[dict[str, Any]]) -> dict[str, int]:
     better = [p for p in personas if p["difference"] > 0]
     worse = [p for p in personas if p["difference"] < 0]
-    return {"improved": len(better), "equal": len(personas) - len(better) - len(worse), "worse": len(worse),
-            "significantly_better": sum(bool(p["significant"]) for p in better),
-            "significantly_worse": sum(bool(p["significant"]) for p in worse)}
+    return {"improved": len(better), "equal": len(personas) - len(better) - len(worse), "worse": len(worse)}
 
 
-def _counts_text(counts: dict[str, Any]) -> str:
-    method = f", {counts['method']}-corrected" if counts.get("method") else ""
-    alpha = f" at α {counts['alpha']:g}" if counts.get("alpha") is not None else ""
-    return (f"{counts['improved']} better, {counts['equal']} equal, {counts['worse']} worse; significantly "
-            f"(exact McNemar per persona{method}{alpha}): {counts.get('significantly_better', 0)} better, "
-            f"{counts['significantly_worse']} worse (dark bars with an outline).")
+def _counts_text(counts: dict[str, Any], flagged: int) -> str:
+    return (f"{counts['improved']} better, {counts['equal']} equal, {counts['worse']} worse. Outlined dark bars: "
+            f"the {flagged} personas that were worse on the validation rows, whom the harm check tests on these rows.")
 
 
 def _cluster_text(folder: PlanFolder, name: str, clustering: dict[str, Any]):
@@ -169,7 +176,7 @@ def _time_groups(steps: list[StepTime]) -> list[tuple[str, dict[str, float], str
     """``(who, {kind: seconds}, notes)`` in the order the steps ran; clusterings on their own line."""
     groups: dict[str, tuple[dict[str, float], list[str]]] = {}
     for step in steps:
-        who = f"cluster {step.name}" if step.kind == "cluster" else step.name
+        who = f"cluster {step.name}" if step.kind == "cluster" else step.name.partition("@")[0]
         seconds, notes = groups.setdefault(who, ({}, []))
         seconds[step.kind] = seconds.get(step.kind, 0.0) + (step.seconds or 0.0)
         if step.status != "done":

@@ -29,15 +29,16 @@ class Curves:
     adapters: dict[str, tuple[list[float], list[float]]]
 
 
-def persona_gains(ids: list[str], differences: list[float], significant: list[bool], title: str) -> bytes:
-    """Bars of per-persona accuracy differences (points), sorted, significant ones saturated."""
+def persona_gains(ids: list[str], differences: list[float], flagged: list[bool], title: str) -> bytes:
+    """Bars of per-persona accuracy differences (points), sorted; the ``flagged`` ones (worse on
+    the validation rows: the harm check's personas) saturated and outlined."""
     order = sorted(range(len(ids)), key=lambda i: (-differences[i], ids[i]))
     values = np.array([differences[i] * 100 for i in order])
-    colors = [_gain_color(values[j], significant[i]) for j, i in enumerate(order)]
+    colors = [_gain_color(values[j], flagged[i]) for j, i in enumerate(order)]
     figure, axes = _figure(9.6, 3.8)
     positions = np.arange(len(order))
     axes.bar(positions, values, color=colors, width=0.8,
-             edgecolor=["#222" if significant[i] else "none" for i in order], linewidth=0.8)
+             edgecolor=["#222" if flagged[i] else "none" for i in order], linewidth=0.8)
     axes.axhline(0, color="#444", linewidth=0.8)
     axes.set_ylabel("accuracy difference (pts)")
     axes.set_title(title, fontsize=11)
@@ -127,21 +128,20 @@ def _quartiles(curves: list[list[float]]) -> tuple[np.ndarray, np.ndarray, np.nd
     return np.arange(length), stats[:, 0], stats[:, 1], stats[:, 2]
 
 
-def _gain_color(value: float, significant: bool) -> str:
+def _gain_color(value: float, flagged: bool) -> str:
     if value > 0:
-        return COLORS["better"] if significant else COLORS["better_light"]
+        return COLORS["better"] if flagged else COLORS["better_light"]
     if value < 0:
-        return COLORS["worse"] if significant else COLORS["worse_light"]
+        return COLORS["worse"] if flagged else COLORS["worse_light"]
     return "#bdbdbd"
 
 
 def _gain_legend(axes) -> None:
     from matplotlib.patches import Patch
 
-    handles = [Patch(color=COLORS["better"], label="significantly better"),
-               Patch(color=COLORS["better_light"], label="better"),
+    handles = [Patch(color=COLORS["better_light"], label="better"),
                Patch(color=COLORS["worse_light"], label="worse"),
-               Patch(color=COLORS["worse"], label="significantly worse")]
+               Patch(facecolor="white", edgecolor="#222", label="outlined, dark: worse on validation rows")]
     axes.legend(handles=handles, fontsize=7, frameon=False, loc="upper right")
 
 

@@ -31,8 +31,13 @@ def decision_paragraphs(plan: dict[str, Any]) -> list[Paragraph]:
         paragraphs = [Paragraph(lead, "lead")]
     elif decision.get("accepted"):
         lead = inline("Chosen: ", strong(decision["chosen"]), f" ({decision['strategy']}) — branch: ",
-                      strong(decision["branch"]), ".")
+                      strong(decision["branch"]), f" — picked on the {plan.get('select_on', 'val')} rows and "
+                      "confirmed on the test rows.")
         paragraphs = [Paragraph(lead, "lead-accepted"), _why_paragraph(decision)]
+    elif decision.get("picked"):
+        lead = inline("Kept the baseline ", strong(decision["chosen"]), ": ", strong(decision["picked"]),
+                      f" was picked on the {plan.get('select_on', 'val')} rows but not confirmed on the test rows.")
+        paragraphs = [Paragraph(lead, "lead"), _why_paragraph(decision)]
     else:
         lead = inline("Kept the baseline ", strong(decision["chosen"]), ": no candidate was accepted, so the tree "
                       "falls back to the baseline.")
@@ -51,20 +56,25 @@ def _why_paragraph(decision: dict[str, Any]) -> Paragraph:
 
 
 def _baseline_line(plan: dict[str, Any], baseline: dict[str, Any]) -> Inline:
-    metrics = baseline.get("metrics") or {}
-    if metrics.get("accuracy") is None:
+    scores = [_score(metrics, split) for split, metrics in (baseline.get("metrics") or {}).items()
+              if metrics.get("accuracy") is not None]
+    if not scores:
         return inline("The baseline ", strong(baseline["name"]), " has not been evaluated.")
-    f1 = f", macro-F1 {metrics['macro_f1']:.4f}" if metrics.get("macro_f1") is not None else ""
-    rows = f" on {metrics['n']} {plan['split']} rows" if metrics.get("n") else f" on the {plan['split']} split"
     branch = f" — {baseline['branch']} —" if baseline.get("branch") else ""
-    return inline("The baseline ", strong(baseline["name"]), f"{branch} scored accuracy {metrics['accuracy']:.2%}{f1}"
-                  f"{rows}; every candidate is compared with it on the same rows.")
+    return inline("The baseline ", strong(baseline["name"]), f"{branch} scored {' and '.join(scores)}; every "
+                  "candidate is compared with it on the same rows, persona by persona.")
+
+
+def _score(metrics: dict[str, Any], split: str) -> str:
+    f1 = f", macro-F1 {metrics['macro_f1']:.4f}" if metrics.get("macro_f1") is not None else ""
+    rows = f"{metrics['n']} {split} rows" if metrics.get("n") else f"the {split} rows"
+    return f"accuracy {metrics['accuracy']:.2%}{f1} on {rows}"
 
 
 def _why(plan: dict[str, Any], entry: dict[str, Any]) -> str:
     status, reason = entry["status"], entry.get("reason") or ""
     if status in ("accepted", "rejected"):
-        return _judged(entry)
+        return _judged(entry, plan.get("select_on", "val"))
     if status == "skipped" and reason.startswith("gate:"):
         return _sentence(f"Skipped by its gate: {reason[len('gate:'):].strip()}")
     if status == "pending":
@@ -73,20 +83,21 @@ def _why(plan: dict[str, Any], entry: dict[str, Any]) -> str:
     return _sentence(reason) if reason else f"{_capital(status_word(entry))}: no reason recorded."
 
 
-def _judged(entry: dict[str, Any]) -> str:
+def _judged(entry: dict[str, Any], split: str) -> str:
     verdict = entry.get("verdict") or {}
     checks = verdict.get("checks") or []
     if entry["status"] == "accepted":
-        said = "Every condition held: " + "; ".join(c["text"] for c in checks) if checks else entry.get("reason") or ""
+        said = (f"Every condition held on the {split} rows: " + "; ".join(c["text"] for c in checks) if checks
+                else entry.get("reason") or "")
     else:
         failed = [c["text"] for c in checks if not c["passed"]] or [entry.get("reason") or "the rule was not met"]
         held = [c["text"] for c in checks if c["passed"]]
-        said = "Failed: " + "; ".join(failed) + (f". Held: {'; '.join(held)}" if held else "")
-    return _sentence(said) + _measured(entry)
+        said = f"Failed on the {split} rows: " + "; ".join(failed) + (f". Held: {'; '.join(held)}" if held else "")
+    return _sentence(said) + _measured(entry, split)
 
 
-def _measured(entry: dict[str, Any]) -> str:
-    overall = (entry.get("comparison") or {}).get("overall")
+def _measured(entry: dict[str, Any], split: str) -> str:
+    overall = ((entry.get("comparisons") or {}).get(split) or {}).get("overall")
     if not overall:
         return ""
     confidence = overall.get("confidence", 0.95)

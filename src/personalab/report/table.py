@@ -1,7 +1,8 @@
-"""The report's strategy table: one row per strategy with accuracy, macro-F1, the difference
-from the baseline and its bootstrap confidence interval, the exact McNemar p-value, how many
-personas got better / stayed equal / got worse and how many significantly so, the time its
-steps took, and its status. Both renderers draw this one ``Table``."""
+"""The report's strategy tables: one row per strategy — and one per reference baseline that
+needs no adapter — on one split, with accuracy, macro-F1, the difference from the baseline and
+its persona-level bootstrap confidence interval, the persona-level p-value, how many personas
+got better / stayed equal / got worse, the harm check (test rows), the time its steps took, and
+its status. Both renderers draw these ``Table``s."""
 
 from __future__ import annotations
 
@@ -10,37 +11,58 @@ from typing import Any
 from personalab.report.document import Table
 from personalab.report.story import label, status_word
 
-NUMERIC = (False, True, True, True, True, True, True, True, True, False)
+NUMERIC = (False, True, True, True, True, True, True, False, True, False)
 
 
-def strategy_table(plan: dict[str, Any]) -> Table:
+def strategy_table(plan: dict[str, Any], split: str, references: bool = True) -> Table:
+    """Every strategy on ``split`` (and the references, below them)."""
     chosen = (plan.get("decision") or {}).get("chosen")
     confidence = plan["acceptance"].get("confidence", 0.95)
-    header = ("strategy", "accuracy", "macro-F1", "Δ (pts)", f"{confidence:.0%} CI", "McNemar p",
-              "personas +/=/−", "significant +/−", "time", "status")
+    header = ("strategy", "accuracy", "macro-F1", "Δ (pts)", f"{confidence:.0%} CI", "p (persona)",
+              "personas +/=/−", "harm check", "time", "status")
     entries = [plan["baseline"], *plan["candidates"]]
-    rows = tuple(_row(entry, index == 0, entry["name"] == chosen) for index, entry in enumerate(entries))
-    kinds = tuple("chosen" if e["name"] == chosen else "baseline" if i == 0 else "" for i, e in enumerate(entries))
-    return Table(header, rows, NUMERIC, kinds, status_column=len(header) - 1)
+    rows = [_row(entry, split, index == 0, entry["name"] == chosen) for index, entry in enumerate(entries)]
+    kinds = ["chosen" if e["name"] == chosen else "baseline" if i == 0 else "" for i, e in enumerate(entries)]
+    if references:
+        found = [(name, ref) for name, ref in (plan.get("references") or {}).items() if split in ref.get("metrics", {})]
+        rows += [_reference_row(name, ref, split) for name, ref in found]
+        kinds += ["reference"] * len(found)
+    return Table(header, tuple(rows), NUMERIC, tuple(kinds), status_column=len(header) - 1)
 
 
-def _row(entry: dict[str, Any], is_baseline: bool, is_chosen: bool) -> tuple[str, ...]:
-    metrics = entry.get("metrics") or {}
-    comparison = entry.get("comparison") or {}
-    overall, personas = comparison.get("overall"), comparison.get("per_persona")
+def _row(entry: dict[str, Any], split: str, is_baseline: bool, is_chosen: bool) -> tuple[str, ...]:
     status = "baseline" if is_baseline else status_word(entry)
+    return (label(entry), *_cells((entry.get("metrics") or {}).get(split) or {},
+                                  (entry.get("comparisons") or {}).get(split) or {}),
+            _time(entry.get("seconds") or {}), status + (", chosen" if is_chosen else ""))
+
+
+def _reference_row(name: str, reference: dict[str, Any], split: str) -> tuple[str, ...]:
+    comparison = (reference.get("comparisons") or {}).get(split) or {}
+    return (reference.get("label", name), *_cells(reference["metrics"][split], comparison), "–",
+            "reference (no adapter)")
+
+
+def _cells(metrics: dict[str, Any], comparison: dict[str, Any]) -> tuple[str, ...]:
+    overall, personas, harm = comparison.get("overall"), comparison.get("per_persona"), comparison.get("harm")
     return (
-        label(entry),
         "–" if metrics.get("accuracy") is None else f"{metrics['accuracy']:.2%}",
         "–" if metrics.get("macro_f1") is None else f"{metrics['macro_f1']:.4f}",
         "–" if not overall else f"{overall['difference'] * 100:+.2f}",
         "–" if not overall else f"[{overall['ci_low'] * 100:+.2f}, {overall['ci_high'] * 100:+.2f}]",
         "–" if not overall else p_value(overall["p_value"]),
         "–" if not personas else f"{personas['improved']}/{personas['equal']}/{personas['worse']}",
-        "–" if not personas else f"{personas.get('significantly_better', 0)}/{personas['significantly_worse']}",
-        _time(entry.get("seconds") or {}),
-        status + (", chosen" if is_chosen else ""),
+        harm_cell(harm),
     )
+
+
+def harm_cell(harm: dict[str, Any] | None) -> str:
+    """``ok (p 0.41)``, ``HARMED (p 0.003)``, ``none flagged`` or ``–``."""
+    if not harm:
+        return "–"
+    if not harm.get("n_tested"):
+        return "none flagged"
+    return f"{'HARMED' if harm['harmful'] else 'ok'} (p {p_value(harm['p_value'])})"
 
 
 def _time(seconds: dict[str, float | None]) -> str:
