@@ -7,6 +7,8 @@ opening it again for evaluation.
     RUN_DIR/training.json          learning curves and what the strategy recorded
     RUN_DIR/personalizer.json      how personas are routed; written last: the run is complete
     RUN_DIR/eval/<split>/          predictions.jsonl and metrics.json
+    RUN_DIR/repeats/seed<S>/       the same run trained again under seed S (``--repeats``): a
+                                   complete run directory of its own
 
 Every file is written to a temporary name and renamed into place.
 """
@@ -18,9 +20,9 @@ import json
 import platform
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import yaml
 
@@ -41,6 +43,7 @@ from personalab.train.presets import TrainSettings
 CONFIG = "config.yaml"
 PERSONALIZER = "personalizer.json"
 TRAINING = "training.json"
+REPEATS = "repeats"
 
 
 @dataclass
@@ -115,6 +118,7 @@ def train_run(
         raise PersonalabError(f"{out} already holds a trained run; pass --force to overwrite it, or choose another --out")
     strategy = get_strategy(config.strategy, **config.strategy_options)  # bad options fail first
     dataset = load_dataset(config.data)
+    data_hash = dataset_fingerprint(dataset)
     held_out = config.held_out(dataset)
     dataset = without_training_rows(dataset, held_out)
     dataset, augmented = _augmented(config, dataset)
@@ -125,9 +129,11 @@ def train_run(
     # run left, so that the new run is never mixed with the old.
     for leftover in (PERSONALIZER, TRAINING, HEAD_FILE, "clusters.png"):
         (out / leftover).unlink(missing_ok=True)
-    for folder in ("bank", "eval", "router"):
+    # Repeats of an earlier config would pass for repeats of this one: they go too.
+    for folder in ("bank", "eval", "router", REPEATS):
         shutil.rmtree(out / folder, ignore_errors=True)
-    atomic_write_text(out / CONFIG, yaml.safe_dump({**config.to_dict(), "versions": versions()}, sort_keys=False))
+    atomic_write_text(out / CONFIG, yaml.safe_dump(
+        {**config.to_dict(), "data_fingerprint": data_hash, "versions": versions()}, sort_keys=False))
     context = FitContext(
         dataset, backend, AdapterBank(out / "bank"), config.settings, out, config.seed, progress,
         config_hash=config.config_hash(),
@@ -149,13 +155,82 @@ def open_run(root: Path) -> Run:
     root = Path(root)
     if not (root / PERSONALIZER).exists():
         raise PersonalabError(f"{root} is not a trained run (no {PERSONALIZER}); train one with `personalab train`")
-    config = RunConfig.from_dict(yaml.safe_load((root / CONFIG).read_text(encoding="utf-8")))
+    config = RunConfig.from_dict(read_config(root))
     dataset = load_dataset(config.data)
     personalizer = personalizer_from_json(json.loads((root / PERSONALIZER).read_text(encoding="utf-8")))
     backend = _backend(config, dataset)
     load_head(backend, root)
     model = AdapterBank(root / "bank").load_engine(backend.model, personalizer.adapters())
     return Run(root, config, dataset, backend, personalizer, model)
+
+
+def read_config(root: Path) -> dict[str, Any]:
+    """The run's config.yaml as written: the config, plus the data fingerprint and versions."""
+    return yaml.safe_load((Path(root) / CONFIG).read_text(encoding="utf-8"))
+
+
+def trained_with(root: Path, config: RunConfig) -> bool:
+    """Whether ``root`` holds a complete run of ``config`` on the data now in ``config.data``,
+    so that running the same command again has nothing to train. Library versions are not
+    compared: a run an older release trained is still this config's run."""
+    root = Path(root)
+    if not (root / PERSONALIZER).exists():
+        return False
+    stored = read_config(root)
+    # A run from before data fingerprints were recorded cannot show its data is unchanged.
+    if not stored.get("data_fingerprint") or RunConfig.from_dict(stored) != config:
+        return False
+    return stored["data_fingerprint"] == dataset_fingerprint(load_dataset(config.data))
+
+
+def repeat_dir(root: Path, seed: int) -> Path:
+    """Where the run at ``root`` trained again under ``seed`` lives."""
+    return Path(root) / REPEATS / f"seed{seed}"
+
+
+def repeat_runs(root: Path) -> list[tuple[int, Path]]:
+    """(seed, run directory): the run at ``root`` under its own seed first, then each complete
+    repeat of it by seed. A folder under repeats/ whose config differs from the run's in more
+    than the seed is not a repeat of it, and is left out."""
+    config = RunConfig.from_dict(read_config(root))
+    repeats = []
+    for folder in (Path(root) / REPEATS).glob("seed*"):
+        seed = folder.name.removeprefix("seed")
+        if seed.lstrip("-").isdigit() and (folder / PERSONALIZER).exists() and int(seed) != config.seed \
+                and RunConfig.from_dict(read_config(folder)) == replace(config, seed=int(seed)):
+            repeats.append((int(seed), folder))
+    return [(config.seed, Path(root)), *sorted(repeats)]
+
+
+def train_repeats(
+    config: RunConfig, out: Path, repeats: int = 1, *, progress: bool = True, force: bool = False,
+    reuse: Sequence[Path] = (), say: Callable[[str], None] = print,
+) -> None:
+    """Train ``config`` into ``out`` under its seed, then ``repeats - 1`` more times under
+    seed + 1, ... into ``repeat_dir(out, seed)``, saying how each went. A run already complete
+    with the same config and data is kept unless ``force``: the same command again resumes."""
+    if repeats < 1:
+        raise PersonalabError(f"repeats must be at least 1, got {repeats}")
+    for number, seed in enumerate(range(config.seed, config.seed + repeats), 1):
+        target = Path(out) if number == 1 else repeat_dir(out, seed)
+        seeded = replace(config, seed=seed)
+        name = f"[{number}/{repeats}] seed {seed}: {target}" if repeats > 1 else str(target)
+        if not force and trained_with(target, seeded):
+            say(f"{name}: already trained with these settings and data, kept (--force retrains it)")
+            continue
+        if repeats > 1:
+            say(f"{name}: training")
+        started = time.perf_counter()
+        train_run(seeded, target, progress=progress, force=force, reuse=_lenders(reuse, seed))
+        if repeats > 1:
+            say(f"{name}: trained in {time.perf_counter() - started:.0f} s")
+
+
+def _lenders(reuse: Sequence[Path], seed: int) -> list[Path]:
+    # Every adapter's fingerprint holds the seed it was trained under, so only a run of the same
+    # seed can lend it: a lender's own repeat of this seed, when it has one, lends too.
+    lenders = [Path(r) for r in reuse]
+    return lenders + [repeat_dir(r, seed) for r in lenders if (repeat_dir(r, seed) / "bank" / "manifest.json").exists()]
 
 
 def _augmented(config: RunConfig, dataset: Dataset) -> tuple[Dataset, dict[str, Any] | None]:

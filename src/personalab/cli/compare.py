@@ -29,6 +29,10 @@ how to read it:
                  this one. "HARMED" means they are worse here too, beyond chance.
   McNemar p      the row-level exact McNemar test, shown for reference: it treats rows as
                  independent and so overstates the certainty.
+  repeats        when both runs were trained with --repeats and evaluated, B - A under each
+                 training seed both share (each with its own CI and p), and the mean and
+                 standard deviation of those gains: a gain that one seed shows and another
+                 does not is an accident of training, whatever its p.
 
 example:
   personalab compare runs/unified runs/per_persona
@@ -64,6 +68,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from personalab.data.io import atomic_write_text
     from personalab.evaluate.compare import compare_runs, format_comparison, has_predictions
+    from personalab.evaluate.repeats import compare_repeats, format_repeat_gains
 
     flag_split = args.flag_split
     if flag_split is None and args.split == "test" and all(has_predictions(r, "val") for r in (args.run_a, args.run_b)):
@@ -71,6 +76,10 @@ def run(args: argparse.Namespace) -> int:
     result = compare_runs(args.run_a, args.run_b, split=args.split, n_resamples=args.resamples,
                           seed=args.seed, flag_split=flag_split)
     print(format_comparison(result))
+    repeats = compare_repeats(args.run_a, args.run_b, split=args.split, n_resamples=args.resamples, seed=args.seed)
+    if repeats:
+        result["repeats"] = repeats
+        print(f"\n{format_repeat_gains(repeats)}")
     if args.json:
         atomic_write_text(args.json, json.dumps(result, indent=2))
         print(f"\nwrote {args.json}")

@@ -21,9 +21,20 @@ examples:
   personalab train --data data/synth --strategy weighted_merge --reuse runs/personas --out runs/merge
   personalab train --data data/synth --strategy per_cluster --augment synonyms,context_noise --out runs/aug
   personalab train --config my_run.yaml --out runs/mine     # flags override the file
+  personalab train --data data/synth --strategy unified --repeats 3 --out runs/unified   # seeds 0, 1, 2
 
 The run directory gets the adapter bank (PEFT format, safetensors), the resolved config and
-the learning curves; evaluate it with `personalab evaluate RUN_DIR`.
+the learning curves; evaluate it with `personalab evaluate RUN_DIR`. The same command again
+keeps what is already trained with the same settings and data.
+
+repeats: a p-value describes one trained instance, and with ~30 rows per persona the spread
+from seed to seed can be as large as the gain. --repeats N trains the run N times: under --seed
+into OUT, then under seed+1 ... seed+N-1 into OUT/repeats/seed<S>/ (same settings but the seed).
+Each repeat costs one more training. `personalab evaluate OUT` then reports every seed with
+the mean and standard deviation, and `personalab compare A B` the gain seed by seed.
+An adapter's fingerprint includes its seed, so --reuse RUN_DIR lends to a repeat only from
+RUN_DIR/repeats/seed<S>/: train the lender with the same --repeats, or each repeat retrains
+what it would have reused (e.g. the unified adapter beneath a stacked strategy).
 """
 
 
@@ -42,7 +53,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="options",
                         help="a strategy option, e.g. --set k=8 --set on_top_of=unified (repeatable; see `personalab ls strategies`)")
     parser.add_argument("--reuse", action="append", default=[], type=Path, metavar="RUN_DIR",
-                        help="take adapters this earlier run trained from identical data, model and settings instead of retraining them (repeatable)")
+                        help="take adapters this earlier run trained from identical data, model, settings and seed instead of retraining them "
+                             "(repeatable; with --repeats, each repeat also takes from RUN_DIR/repeats/seed<S>/)")
     parser.add_argument("--config", type=Path, help="YAML run config (keys: data, strategy, preset, seed, model, settings)")
     add_model_arguments(parser)
     settings = parser.add_argument_group("training settings (override the preset)")
@@ -60,7 +72,10 @@ def register(subparsers: Any) -> None:
                         help="augment the train split (never val/test) with these augmenters, comma-separated, "
                              "e.g. synonyms,swap,context_noise (see `personalab ls augmenters`)")
     parser.add_argument("--augment-copies", type=int, metavar="N", help="augmented copies per train row (default 2: 3x data)")
-    parser.add_argument("--force", action="store_true", help="overwrite a run directory that is already trained")
+    parser.add_argument("--repeats", type=_positive_int, default=1, metavar="N",
+                        help="train N times, under seeds seed ... seed+N-1, the repeats into OUT/repeats/seed<S>/ "
+                             "(default 1; each repeat costs one more training; see 'repeats' below)")
+    parser.add_argument("--force", action="store_true", help="retrain a run directory (and its repeats) that is already trained")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
 
@@ -75,13 +90,21 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from personalab.rundir import train_run
+    from personalab.rundir import train_repeats
 
     config = config_from_args(args)
-    print(f"training {config.strategy!r} on {config.data} with {config.model.name} (preset {config.preset}) -> {args.out}")
-    train_run(config, args.out, progress=not args.quiet, force=args.force, reuse=args.reuse)
+    seeds = f", seeds {config.seed} to {config.seed + args.repeats - 1}" if args.repeats > 1 else ""
+    print(f"training {config.strategy!r} on {config.data} with {config.model.name} (preset {config.preset}{seeds}) -> {args.out}")
+    train_repeats(config, args.out, args.repeats, progress=not args.quiet, force=args.force, reuse=args.reuse)
     print(f"done: {args.out}\nnext: personalab evaluate {args.out}")
     return 0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def config_from_args(args: argparse.Namespace) -> "RunConfig":

@@ -45,7 +45,8 @@ def clean_leftovers(out: Path) -> list[Path]:
     """Remove the temporary files of writes a killed run did not finish (we hold the lock, so
     no other writer is at work) in the folders the runner writes; returns what was removed."""
     removed = []
-    for folder in (out, out / "compare", *sorted((out / "cluster").glob("*"))):
+    folders = (out, *sorted((out / "compare").glob("*")), *sorted((out / "cluster").glob("*")), out / "references")
+    for folder in folders:
         for leftover in sorted(Path(folder).glob(".*.tmp")) if Path(folder).is_dir() else []:
             leftover.unlink(missing_ok=True)
             removed.append(leftover)

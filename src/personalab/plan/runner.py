@@ -117,15 +117,16 @@ class _Runner:
         self.spent = 0.0  # seconds the plan's steps took (as recorded when they ran)
         self.trained: list[Path] = []  # run folders of this plan, for reuse by later ones
         self.data_hash = ""
+        self.baseline: dict[str, Row] = {}  # the baseline's evaluations by split
 
     def run(self) -> PlanResult:
         clean_leftovers(self.out)
         try:
             self.data_hash = dataset_hash(self.spec.data, self.spec.source)
             self._save()
-            baseline = self._train_and_evaluate(self.spec.baseline)
+            self.baseline = self._train_and_evaluate(self.spec.baseline)
             for candidate in self.spec.candidates:
-                self._try(candidate, baseline)
+                self._try(candidate, self.baseline)
             self._references()
             self._confirm()
             self._decide()
@@ -218,28 +219,32 @@ class _Runner:
     def _compare(self, name: str, baseline: Row, evaluation: Row, split: str, against: str | None = None) -> dict:
         """``name``'s run against the baseline's (or ``against``) on ``split``; on the test rows
         with the harm check, the personas flagged on the validation rows."""
-        rule, runs = self.spec.acceptance, self.out / "runs"
-        path = self.out / "compare" / split / f"{name}.json"
-        step_id = f"compare:{name}@{split}"
+        runs, base = self.out / "runs", against or self.spec.baseline.name
         flag_split = "val" if split == CONFIRMATION_SPLIT else None
+        hashes = [baseline.artifact_hash, evaluation.artifact_hash]
+        if flag_split:  # the flags come from the validation predictions of both runs
+            hashes += [self._artifact(f"evaluate:{n}@{flag_split}") for n in (base, name)]
+        row = self._paired(name, runs / base, runs / name, hashes, split, flag_split)
+        if against is None:  # a repeat's comparison is the confirmation's, not the candidate's
+            self.record.entry(name)["seconds"][f"compare-{split}"] = row.seconds
+        return row.metrics
+
+    def _paired(self, name: str, run_a: Path, run_b: Path, hashes: list, split: str,
+                flag_split: str | None = None) -> Row:
+        """The ledgered comparison step ``compare:<name>@<split>`` of run B against run A."""
+        rule = self.spec.acceptance
+        path = self.out / "compare" / split / f"{name}.json"
 
         def work() -> dict[str, Any]:
-            comparison = self.steps.compare(runs / (against or self.spec.baseline.name), runs / name, split, rule,
-                                            flag_split)
-            write_json(path, comparison, step=step_id, out=self.out)
+            comparison = self.steps.compare(run_a, run_b, split, rule, flag_split)
+            write_json(path, comparison, step=f"compare:{name}@{split}", out=self.out)
             return comparison_summary(comparison)
 
         # Only what the statistics depend on: changing min_gain re-judges, it does not re-test.
         stats = {"n_resamples": rule.n_resamples, "confidence": rule.confidence, "seed": BOOTSTRAP_SEED,
                  "harm_alpha": rule.harm_alpha, "flag_split": flag_split}
-        inputs = {"baseline": baseline.artifact_hash, "candidate": evaluation.artifact_hash, "split": split,
-                  "statistics": stats}
-        if flag_split:  # the flags come from the validation predictions of both runs
-            inputs["flags"] = [self._artifact(f"evaluate:{n}@{flag_split}") for n in (against or self.spec.baseline.name, name)]
-        row = self._run(_Step("compare", f"{name}@{split}", inputs, path, path, work))
-        if against is None:  # a repeat's comparison is the confirmation's, not the candidate's
-            self.record.entry(name)["seconds"][f"compare-{split}"] = row.seconds
-        return row.metrics
+        inputs = {"runs": hashes, "split": split, "statistics": stats}
+        return self._run(_Step("compare", f"{name}@{split}", inputs, path, path, work))
 
     def _artifact(self, step_id: str) -> str | None:
         row = self.ledger.get(step_id)
@@ -314,13 +319,15 @@ class _Runner:
                               folder, folder / "references.json", work))
         from personalab.evaluate.references import REFERENCES as LABELS
 
-        baseline_run = self.out / "runs" / self.spec.baseline.name
+        def compared(name: str, split: str) -> dict[str, Any]:
+            return self._paired(f"reference-{name}", self.out / "runs" / self.spec.baseline.name, folder / name,
+                                [self.baseline[split].artifact_hash, row.artifact_hash], split).metrics
+
+        order = list(LABELS)
         self.record.data["references"] = {
             name: {"label": LABELS.get(name, name), "metrics": by_split,
-                   "comparisons": {split: comparison_summary(self.steps.compare(
-                       baseline_run, folder / name, split, self.spec.acceptance, None)) for split in by_split}}
-            for name, by_split in sorted(row.metrics.items(), key=lambda item: list(LABELS).index(item[0])
-                                         if item[0] in LABELS else len(LABELS))}
+                   "comparisons": {split: compared(name, split) for split in by_split}}
+            for name, by_split in sorted(row.metrics.items(), key=lambda item: order.index(item[0]))}
         self._save()
 
     def _confirm(self) -> None:
@@ -366,10 +373,10 @@ class _Runner:
         name = best_reference(self.record.data, CONFIRMATION_SPLIT)
         if name is None:
             return None
-        comparison = self.steps.compare(self.out / REFERENCES / name, self.out / "runs" / chosen,
-                                        CONFIRMATION_SPLIT, self.spec.acceptance, None)
-        return {"name": name, "label": self.record.data["references"][name]["label"],
-                "comparison": comparison_summary(comparison)}
+        hashes = [self._artifact(f"{REFERENCES}:all"), self._artifact(f"evaluate:{chosen}@{CONFIRMATION_SPLIT}")]
+        row = self._paired(f"{chosen}-against-{name}", self.out / REFERENCES / name, self.out / "runs" / chosen,
+                           hashes, CONFIRMATION_SPLIT)
+        return {"name": name, "label": self.record.data["references"][name]["label"], "comparison": row.metrics}
 
     def _planned(self) -> list[tuple[str, str]]:
         planned = strategy_steps(self.spec.baseline.name)[:1 + len(SPLITS)]  # the baseline compares with nothing
@@ -383,13 +390,16 @@ class _Runner:
                     groupings.add(name)
                     planned.append((f"cluster:{name}", "cluster"))
             planned += strategy_steps(candidate.name)
+        from personalab.evaluate.references import REFERENCES as LABELS
+
         planned.append((f"{REFERENCES}:all", REFERENCES))
+        planned += [(f"compare:reference-{name}@{split}", "compare") for name in LABELS for split in SPLITS]
         for seed in range(self.spec.seed + 1, self.spec.seed + self.spec.repeats):
             planned += [(f"train:{repeat_name(self.spec.baseline.name, seed)}", "train"),
                         (f"evaluate:{repeat_name(self.spec.baseline.name, seed)}@test", "evaluate"),
                         (f"train:<pick>.seed{seed}", "train"), (f"evaluate:<pick>.seed{seed}@test", "evaluate"),
                         (f"compare:<pick>.seed{seed}@test", "compare")]
-        return planned
+        return planned + [("compare:<chosen>-against-<best reference>@test", "compare")]
 
     def _save(self) -> None:
         self.record.save(self.spent)

@@ -36,7 +36,7 @@ def test_every_shipped_plan_loads(path):
     assert spec.baseline.strategy == "unified" and spec.candidates
     for strategy in spec.strategies():
         spec.run_config(strategy)  # the settings resolve
-    assert spec.split == "test" and spec.stop == "first_win"
+    assert spec.select_on == "val" and spec.stop == "first_win" and spec.acceptance.harm_alpha == 0.05
 
 
 def test_the_playbook_follows_the_tree_in_cost_order():
@@ -52,8 +52,9 @@ def test_the_playbook_follows_the_tree_in_cost_order():
 def test_a_good_plan_reads_with_defaults(tmp_path):
     spec = load_plan(write(tmp_path, PLAN))
     assert [c.name for c in spec.candidates] == ["clusters", "ensemble"]
-    assert spec.acceptance.alpha == 0.05 and spec.acceptance.max_share_worse is None
-    assert spec.model.name == "minilm" and spec.stop == "first_win" and spec.split == "test"
+    assert spec.acceptance.alpha == 0.05 and spec.acceptance.harm_alpha == 0.05
+    assert not spec.acceptance.require_every_repeat and spec.repeats == 1
+    assert spec.model.name == "minilm" and spec.stop == "first_win" and spec.select_on == "val"
     config = spec.run_config(spec.candidates[0])
     assert config.strategy_options == {"k": 4} and Path(config.data).is_absolute()
 
@@ -122,3 +123,40 @@ def test_a_candidate_passes_its_augmenters_to_its_run(tmp_path):
     with pytest.raises(PersonalabError, match="unknown augmenter 'swp'"):
         parse_plan({"data": str(tmp_path), "baseline": {"strategy": "unified"},
                     "candidates": [{"strategy": "per_cluster", "augment": ["swp"]}]}, "plan.yaml")
+
+
+def test_the_new_keys_read_and_turn_off(tmp_path):
+    text = PLAN + "select_on: test\nrepeats: 3\nacceptance: {harm_alpha: null, require_every_repeat: true}\n"
+    spec = load_plan(write(tmp_path, text))
+    assert spec.select_on == "test" and spec.repeats == 3
+    assert spec.acceptance.harm_alpha is None and spec.acceptance.require_every_repeat
+    assert [spec.run_config(spec.baseline, seed).seed for seed in (None, 2)] == [0, 2]
+
+
+def test_bad_values_of_the_new_keys_are_clear(tmp_path):
+    text = PLAN + ("select_on: train\nrepeats: 0\n"
+                   "acceptance: {harm_alpha: 2, require_every_repeat: sometimes}\n")
+    message = error(tmp_path, text)
+    assert "4 problems" in message
+    assert "plan.yaml:10: select_on: 'train' is not one of val, test" in message
+    assert "plan.yaml:11: repeats: must be between 1 and 20" in message
+    assert "acceptance.harm_alpha: 2 is out of range (0, 1)" in message
+    assert "acceptance.require_every_repeat: expected a boolean, got a string ('sometimes')" in message
+
+
+def test_retired_keys_say_what_replaced_them(tmp_path):
+    text = PLAN + "split: test\nacceptance: {max_share_worse: 0.1, correction: holm}\n"
+    message = error(tmp_path, text)
+    assert "plan.yaml:10: split: replaced by `select_on: val | test`" in message
+    assert "acceptance.max_share_worse: replaced by `harm_alpha`" in message
+    assert "acceptance.correction: removed" in message
+    assert "unknown key" not in message
+
+
+def test_a_plan_error_exits_2_without_a_traceback(tmp_path, capsys):
+    from personalab.cli.main import main
+
+    path = write(tmp_path, PLAN + "repeats: many\n")
+    assert main(["plan", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "repeats: expected an integer, got a string ('many')" in err and "Traceback" not in err
