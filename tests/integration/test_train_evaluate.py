@@ -111,11 +111,13 @@ def test_constrained_preset_trains_a_query_only_rank_4_adapter(synth_dir, tmp_pa
     assert not adapter_config.get("modules_to_save")
 
 
-def test_cli_refuses_a_trained_run_and_unknown_strategy(synth_dir, tmp_path, capsys):
+def test_cli_keeps_or_refuses_a_trained_run_and_unknown_strategy(synth_dir, tmp_path, capsys):
     out = tmp_path / "run"
     args = ["train", "--data", str(synth_dir), "--out", str(out), "--model", "tiny-classifier", "--epochs", "1", "--quiet"]
     assert main(args) == 0
-    assert main(args) == 2
+    assert main(args) == 0  # the same command again: nothing to train
+    assert "already trained with these settings and data, kept" in capsys.readouterr().out
+    assert main([*args, "--epochs", "2"]) == 2  # other settings: refused, never mixed
     assert "already holds a trained run" in capsys.readouterr().err
     assert main([*args, "--force"]) == 0
     assert main(["train", "--data", str(synth_dir), "--out", str(tmp_path / "x"), "--strategy", "unifed"]) == 2
