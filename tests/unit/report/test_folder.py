@@ -29,7 +29,7 @@ def test_a_missing_folder_and_a_file(tmp_path):
 
 
 @pytest.mark.parametrize("content, message", [("{not json", "cannot be read"), ("[1, 2]", "not a plan record"),
-                                              ('{"baseline": {}}', r"missing: candidates, acceptance, split")])
+                                              ('{"baseline": {}}', r"missing: candidates, acceptance, select_on")])
 def test_a_broken_plan_json_is_refused(tmp_path, content, message):
     (tmp_path / "plan.json").write_text(content)
     with pytest.raises(PersonalabError, match=message):
@@ -51,5 +51,12 @@ def test_without_a_ledger_step_times_come_from_plan_json(plan_dir):
 def test_missing_artifacts_read_as_absent(plan_dir):
     folder = open_plan_folder(plan_dir)
     broken = folder.candidates[4]
-    assert folder.comparison("broken") is None and folder.training(broken) == {} and folder.run_picture(broken) is None
-    assert folder.comparison("fleet")["per_persona"]["personas"][0]["persona_id"] == "p00"
+    assert folder.comparison("broken", "val") is None and folder.training(broken) == {}
+    assert folder.run_picture(broken) is None
+    assert folder.comparison("fleet", "test")["per_persona"]["personas"][0]["persona_id"] == "p00"
+
+
+def test_a_plan_json_of_the_old_format_says_to_rerun(tmp_path):
+    (tmp_path / "plan.json").write_text('{"baseline": {}, "candidates": [], "acceptance": {}, "split": "test"}')
+    with pytest.raises(PersonalabError, match="chose on the rows it reported; re-run the plan"):
+        open_plan_folder(tmp_path)

@@ -66,10 +66,24 @@ def test_it_is_self_contained(page):
         assert base64.b64decode(src.split(",", 1)[1]).startswith(PNG_MAGIC)
 
 
+def test_the_confirmation_and_the_test_table_are_there(page):
+    confirmation = page[page.index('id="confirmation"'):page.index('id="strategies"')]
+    assert "<strong>fleet</strong> (picked on the val rows) against <strong>unified</strong>" in confirmation
+    assert "persona-level p = 0.0010" in confirmation and "<strong>confirmed</strong>" in confirmation
+    assert "harm check: ok (p 0.4000)" in confirmation
+    test_table = parse(page[page.index('id="test"'):]).tables[0]
+    by_name = {row[0]: row for row in test_table[1:]}
+    assert by_name["fleet (per_persona)"][7] == "ok (p 0.4000)"  # the harm check on the test rows
+    assert "Not used for the decision" in page
+
+
 def test_it_says_the_decision_and_why(page):
     assert "Chosen: <strong>fleet</strong> (per_persona)" in page
     assert "branch: <strong>one LoRA per persona</strong>" in page
-    assert "the first candidate accepted, in cost order (stop: first_win)" in page
+    assert "picked on the val rows and confirmed on the test rows" in page
+    assert "fleet was picked on the val rows (the first accepted, in cost order)" in page
+    assert "One confirmatory test on the test rows held" in page
+    assert "logistic regression on text embeddings + persona id" in page and "fleet beats it" in page
 
 
 def test_every_candidate_appears_with_its_status(page):
@@ -77,7 +91,7 @@ def test_every_candidate_appears_with_its_status(page):
     items = trail.split("<li>")[1:]
     expected = [("per_cluster", "rejected", "gain -2.00 pts &lt; minimum +0.00 pts"),
                 ("&lt;script&gt;", "skipped", "Skipped by its gate: silhouette 0.022 &lt; 0.1"),
-                ("fleet", "accepted", "Every condition held: McNemar p = 0.001 &lt; alpha 0.05"),
+                ("fleet", "accepted", "Every condition held on the val rows: persona-level p = 0.001 &lt; alpha 0.05"),
                 ("ensemble", "not run", "fleet was accepted first"),
                 ("broken", "failed", "too few personas to cluster")]
     assert len(items) == len(expected)  # in the order tried
@@ -91,7 +105,9 @@ def test_the_strategy_table_has_a_row_per_strategy(page):
     by_name = {row[0]: row for row in table[1:]}
     assert by_name["unified"][-1] == "baseline"
     assert by_name["fleet (per_persona)"][1:] == ["65.00%", "0.5000", "+5.00", "[+2.00, +8.00]", "0.0010", "8/2/2",
-                                                  "1/1", "10.0 s", "accepted, chosen"]
+                                                  "–", "10.0 s", "accepted, chosen"]
+    reference = by_name["logistic regression on text embeddings + persona id"]
+    assert reference[1] == "62.00%" and reference[-1] == "reference (no adapter)"
     assert by_name["per_cluster"][3] == "-2.00" and by_name["per_cluster"][-1] == "rejected"
     assert by_name["broken (moe)"][1] == "–" and by_name["broken (moe)"][-1] == "failed"
     assert by_name["<script>alert(1)</script> (weighted_merge)"][-1] == "skipped"
@@ -100,7 +116,8 @@ def test_the_strategy_table_has_a_row_per_strategy(page):
 def test_numbers_are_right_aligned(page):
     row = page[page.index("<tbody>"):].split("</tr>")[0]
     cells = re.findall(r"<td([^>]*)>", row)
-    assert cells[0] == "" and all(c == ' class="num"' for c in cells[1:9])
+    assert cells[0] == "" and all(c == ' class="num"' for c in cells[1:7] + cells[8:9])
+    assert cells[7] == "" and cells[9] == ""  # the harm check and the status are words
 
 
 def test_user_text_is_escaped(page):
@@ -112,7 +129,7 @@ def test_user_text_is_escaped(page):
 
 def test_the_pictures_say_what_they_show(page):
     assert "fleet is the chosen strategy" in page
-    assert "8 better, 2 equal, 2 worse" in page and "1 better, 1 worse" in page
+    assert "8 better, 2 equal, 2 worse" in page and "the 2 personas that were worse on the validation rows" in page
     assert "silhouette <strong>0.022</strong>" in page
     assert "fails the gate min_silhouette 0.1; skipped by it: &lt;script&gt;" in page
     assert "per_cluster</strong> reused, not retrained: unified" in page

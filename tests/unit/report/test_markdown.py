@@ -14,7 +14,8 @@ def markdown_table(text: str) -> list[list[str]]:
     """The first table of a Markdown text, cells unescaped, the alignment row left out."""
     lines = [line for line in text.splitlines() if line.startswith("| ") and not re.fullmatch(r"(\| ---:? )+\|", line)]
     rows = []
-    for line in lines[:next(i for i, line in enumerate(lines) if line.startswith("| steps of"))]:
+    headers = [i for i, line in enumerate(lines) if line.startswith(("| strategy", "| steps of"))]
+    for line in lines[:headers[1]]:  # up to the next table's header
         cells = re.split(r"(?<!\\)\|", line.strip())[1:-1]
         rows.append([html.unescape(re.sub(r"\\(.)", r"\1", cell.strip())) for cell in cells])
     return rows
@@ -31,13 +32,14 @@ def test_the_markdown_has_the_same_table_as_the_html(rendered):
     markdown = (rendered / REPORT_MD).read_text()
     table = markdown_table(markdown)
     assert table == html_table((rendered / REPORT_HTML).read_text())
-    assert len(table) == 1 + 1 + 5  # header, baseline, five candidates
+    assert len(table) == 1 + 1 + 5 + 1  # header, baseline, five candidates, one reference
     assert "| ---: |" in markdown  # numbers right-aligned
 
 
 def test_the_markdown_has_the_decision_and_every_candidate(rendered):
     markdown = (rendered / REPORT_MD).read_text()
-    assert "> Chosen: **fleet** (per_persona) — branch: **one LoRA per persona**." in markdown
+    assert ("> Chosen: **fleet** (per_persona) — branch: **one LoRA per persona** — picked on the val rows and "
+            "confirmed on the test rows.") in markdown
     for number, name, status in [(1, "per_cluster", "rejected"), (2, "&lt;script>alert(1)&lt;/script> (weighted_merge)",
                                                                      "skipped"),
                                  (3, "fleet (per_persona)", "accepted"), (4, "ensemble", "not run"),

@@ -26,9 +26,9 @@ def test_writing_again_replaces_and_drops_stale_pictures(plan_dir, quick_plots):
 
 def test_a_plan_with_nothing_compared_or_trained_renders(plan_dir, edit_plan, quick_plots):
     def strip(plan):
-        plan.update(clustering={}, decision=None, status="running")
+        plan.update(clustering={}, decision=None, status="running", confirmation=None, references={})
         for candidate in plan["candidates"]:
-            candidate.update(status="pending", comparison=None, verdict=None, metrics=None, reason=None)
+            candidate.update(status="pending", comparisons={}, verdict=None, metrics={}, reason=None)
 
     edit_plan(plan_dir, strip)
     for folder in ("runs", "compare"):
@@ -37,7 +37,7 @@ def test_a_plan_with_nothing_compared_or_trained_renders(plan_dir, edit_plan, qu
     write_report(plan_dir)
     page = (plan_dir / REPORT_HTML).read_text()
     assert "The plan is still running" in page and "No decision yet" in page
-    assert page.count(">not reached</span>") == 10  # 5 in the evidence, 5 in the table
+    assert page.count(">not reached</span>") == 15  # 5 in the evidence, 5 in each of the two tables
     assert "No candidate was compared with the baseline." in page and "No learning curves were recorded" in page
     assert "No clustering in this plan" in page
     assert sorted(p.name for p in (plan_dir / FILES).iterdir()) == ["step_times.png"]
@@ -61,8 +61,8 @@ def test_without_a_gate_clustering_the_runs_own_picture_is_shown(plan_dir, edit_
 
 def test_no_candidate_chosen_shows_the_best_that_differs(plan_dir, edit_plan, quick_plots):
     def no_winner(plan):
-        plan["decision"].update(chosen="unified", accepted=False)
-        plan["candidates"][2]["comparison"]["overall"].update(b_better=0, a_better=0)  # fleet: identical
+        plan["decision"].update(chosen="unified", accepted=False, picked=None)
+        plan["candidates"][2]["comparisons"]["val"]["overall"].update(b_better=0, a_better=0)  # fleet: identical
 
     edit_plan(plan_dir, no_winner)
     write_report(plan_dir)
