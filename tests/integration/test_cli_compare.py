@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from personalab.evaluate.compare import compare_runs
-from personalab.evaluate.stats import paired_comparison, per_persona_comparison
+from personalab.evaluate.harm import persona_outcomes
+from personalab.evaluate.stats import paired_comparison
 
 
 @pytest.fixture
@@ -59,7 +60,8 @@ def test_prints_the_table(run, runs):
     assert f"{overall['accuracy_a']:.2%}" in out and f"{overall['accuracy_b']:.2%}" in out
     assert f"{overall['ci_low'] * 100:+.2f} to {overall['ci_high'] * 100:+.2f} pts" in out
     assert f"{overall['difference'] * 100:+.2f} pts" in out
-    assert "McNemar exact p" in out and "after holm correction" in out
+    assert f"p (persona level)" in out and "sign-flip permutation test" in out and "McNemar p" in out
+    assert "harm check: not run" in out  # no val evaluations to flag personas on
     personas = result["per_persona"]
     assert f"{personas['improved']} better, {personas['equal']} equal, {personas['worse']} worse" in out
 
@@ -70,10 +72,11 @@ def test_result_matches_the_statistics_on_the_aligned_rows(runs):
     rows_b = make_rows(0.8, seed=2)
     correct_a = np.array([r["correct"] for r in rows_a])
     correct_b = np.array([r["correct"] for r in rows_b])
-    result = compare_runs(a, b, n_resamples=499, seed=4, correction="fdr_bh")
-    assert result["overall"] == paired_comparison(correct_a, correct_b, n_resamples=499, seed=4).to_dict()
+    result = compare_runs(a, b, n_resamples=499, seed=4)
     ids = [r["persona_id"] for r in rows_a]
-    assert result["per_persona"] == per_persona_comparison(ids, correct_a, correct_b, method="fdr_bh").to_dict()
+    assert result["overall"] == paired_comparison(ids, correct_a, correct_b, n_resamples=499, seed=4).to_dict()
+    assert result["per_persona"] == persona_outcomes(ids, correct_a, correct_b).to_dict()
+    assert result["harm"] is None
     assert result["a"]["strategy"] == "unified" and result["b"]["strategy"] == "per_persona"
 
 
@@ -94,19 +97,42 @@ def test_rows_without_example_id_pair_by_input(tmp_path):
     a = write_run(tmp_path / "a", rows_a, "unified")
     b = write_run(tmp_path / "b", rows_b, "per_persona")
     result = compare_runs(a, b, n_resamples=99)
-    expected = paired_comparison([r["correct"] for r in rows_a], [r["correct"] for r in reversed(rows_b)], n_resamples=99)
+    expected = paired_comparison([r["persona_id"] for r in rows_a], [r["correct"] for r in rows_a],
+                                 [r["correct"] for r in reversed(rows_b)], n_resamples=99)
     assert result["overall"] == expected.to_dict()
 
 
 def test_writes_json(run, runs, tmp_path):
     a, b = runs
     out_file = tmp_path / "cmp.json"
-    code, out, err = run("compare", a, b, "--resamples", 299, "--seed", 3, "--correction", "fdr_bh", "--json", out_file)
+    code, out, err = run("compare", a, b, "--resamples", 299, "--seed", 3, "--json", out_file)
     assert code == 0, err
     assert f"wrote {out_file}" in out
     data = json.loads(out_file.read_text())
-    assert data == json.loads(json.dumps(compare_runs(a, b, n_resamples=299, seed=3, correction="fdr_bh")))
+    assert data == json.loads(json.dumps(compare_runs(a, b, n_resamples=299, seed=3)))
     assert len(data["per_persona"]["personas"]) == 8
+
+
+def test_the_harm_check_flags_on_val_when_both_runs_were_evaluated_there(run, runs, tmp_path):
+    a, b = runs
+    write_run(a, make_rows(0.55, seed=5), "unified", split="val")
+    write_run(b, make_rows(0.8, seed=6), "per_persona", split="val")
+    code, out, err = run("compare", a, b, "--resamples", 299)
+    assert code == 0, err
+    result = compare_runs(a, b, n_resamples=299, flag_split="val")
+    harm = result["harm"]
+    assert harm["flag_split"] == "val" and harm["n_flagged"] == persona_outcomes(
+        *_val_columns(a, b)).worse
+    assert "harm check:" in out and "not run" not in out.split("harm check:")[1].splitlines()[0]
+    code, out, err = run("compare", a, b, "--resamples", 299, "--flag-split", "test")
+    assert code == 0 and "harm check: not run" in out  # flagging on the rows it tests is no check
+
+
+def _val_columns(a, b):
+    rows_a = [json.loads(line) for line in (a / "eval" / "val" / "predictions.jsonl").read_text().splitlines()]
+    rows_b = [json.loads(line) for line in (b / "eval" / "val" / "predictions.jsonl").read_text().splitlines()]
+    return ([r["persona_id"] for r in rows_a], np.array([r["correct"] for r in rows_a]),
+            np.array([r["correct"] for r in rows_b]))
 
 
 def test_same_run_twice_is_no_difference(run, runs):
@@ -121,7 +147,8 @@ def test_help_teaches_what_the_numbers_mean(run):
     code, out, _ = run("compare", "--help")
     assert code == 0
     assert "paired" in out and "same rows" in out.replace("\n", " ")
-    assert "McNemar" in out and "disagree" in out and "B - A" in out and "bootstrap" in out
+    assert "persona" in out and "sign-flip" in out and "B - A" in out and "bootstrap" in out
+    assert "harm check" in out and "--flag-split" in out and "McNemar" in out
 
 
 def test_mismatched_rows_exit_2_with_counts(run, runs, tmp_path):
