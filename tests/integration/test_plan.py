@@ -87,8 +87,9 @@ def results(out: Path) -> dict:
     """Every number the plan decided on (times left out: they differ from run to run)."""
     plan = json.loads((out / "plan.json").read_text())
     entries = [plan["baseline"], *plan["candidates"]]
-    return {"decision": plan["decision"]["chosen"],
-            **{e["name"]: (e["status"], e["metrics"], e["comparison"]) for e in entries}}
+    return {"decision": plan["decision"]["chosen"], "confirmation": plan["confirmation"],
+            "references": plan["references"],
+            **{e["name"]: (e["status"], e["metrics"], e["comparisons"]) for e in entries}}
 
 
 def copy(reference: Path, tmp_path: Path) -> Path:
@@ -99,12 +100,18 @@ def copy(reference: Path, tmp_path: Path) -> Path:
 
 def test_the_reference_plan_ran_every_step(reference):
     rows = ledger_rows(reference)
-    expected = {f"{kind}:{name}" for kind in ("train", "evaluate") for name in ("unified", "constrained", "personas")}
-    assert set(rows) == expected | {"compare:constrained", "compare:personas"}
-    assert all(row.status == "done" and row.attempts == 1 for row in rows.values())
+    names, splits = ("unified", "constrained", "personas"), ("val", "test")
+    expected = {f"train:{name}" for name in names} | {f"evaluate:{n}@{s}" for n in names for s in splits}
+    expected |= {f"compare:{n}@{s}" for n in names[1:] for s in splits} | {"references:all"}
+    expected |= {f"compare:reference-{r}@{s}" for r in ("majority", "persona_majority", "logreg_text",
+                                                         "logreg_text_persona") for s in splits}
     plan = json.loads((reference / "plan.json").read_text())
+    chosen, best = plan["decision"]["chosen"], plan["decision"]["reference"]["name"]
+    assert set(rows) == expected | {f"compare:{chosen}-against-{best}@test"}
+    assert all(row.status == "done" and row.attempts == 1 for row in rows.values())
     assert plan["status"] == "done" and plan["candidates"][1]["training"]["reused"] == ["unified"]
-    assert (reference / "report.md").exists() and (reference / "compare" / "personas.json").exists()
+    assert (reference / "report.md").exists() and (reference / "compare" / "test" / "personas.json").exists()
+    assert (reference / "references" / "logreg_text_persona" / "eval" / "test" / "predictions.jsonl").exists()
 
 
 def test_running_it_again_redoes_nothing(plan, reference, tmp_path, capsys):
@@ -112,7 +119,7 @@ def test_running_it_again_redoes_nothing(plan, reference, tmp_path, capsys):
     before = ledger_rows(out)
     run_plan(parse_plan(plan), out)
     assert ledger_rows(out) == before  # same keys, start times, attempts
-    assert capsys.readouterr().err.count("already done") == 8
+    assert capsys.readouterr().err.count("already done") == len(before)
     assert results(out) == results(reference)
 
 
@@ -123,10 +130,13 @@ def test_a_changed_option_reruns_only_that_candidate(plan, reference, tmp_path):
     changed["candidates"][1]["options"]["batch_size"] = 4
     run_plan(parse_plan(changed), out, progress=False)
     after = ledger_rows(out)
-    redone = {step for step in after if after[step].started != before[step].started}
-    redone_allowed = ("train:personas", "evaluate:personas", "compare:personas")
-    # Its comparison re-runs too unless its predictions came out byte-identical.
-    assert {"train:personas", "evaluate:personas"} <= redone <= {*redone_allowed}
+    redone = {step for step in after if step not in before or after[step].started != before[step].started}
+    redone_allowed = {"train:personas", "evaluate:personas@val", "evaluate:personas@test", "compare:personas@val",
+                      "compare:personas@test"}
+    # Its comparisons re-run too unless its predictions came out byte-identical; and the choice
+    # meets the best reference again if the choice changed.
+    assert {"train:personas", "evaluate:personas@val", "evaluate:personas@test"} <= redone
+    assert {step for step in redone if "-against-" not in step} <= redone_allowed
     assert after["train:personas"].key != before["train:personas"].key and after["train:personas"].attempts == 2
 
 
@@ -166,7 +176,7 @@ def test_kill_9_in_the_middle_of_training_loses_no_finished_work(plan, reference
     assert len(saved) == 1  # one persona adapter of six: killed in the middle of the step
     run_plan(parse_plan(plan), out, progress=False)
     after = ledger_rows(out)
-    for step in ("train:unified", "evaluate:unified", "train:constrained", "compare:constrained"):
+    for step in ("train:unified", "evaluate:unified@val", "train:constrained", "compare:constrained@val"):
         assert after[step].started == killed[step].started and after[step].attempts == 1  # not redone
     assert after["train:personas"].attempts == 2 and after["train:personas"].status == "done"
     assert results(out) == results(reference)
@@ -174,17 +184,17 @@ def test_kill_9_in_the_middle_of_training_loses_no_finished_work(plan, reference
 
 def test_kill_9_while_writing_an_artifact_never_leaves_it_half_read(plan, reference, tmp_path):
     out = tmp_path / "out"
-    child = start_child(plan, out, tmp_path, pause_at="compare:constrained@write")
+    child = start_child(plan, out, tmp_path, pause_at="compare:constrained@val@write")
     kill(child)
-    assert ledger_rows(out)["compare:constrained"].status == "running"
-    assert not (out / "compare" / "constrained.json").exists()
-    assert list((out / "compare").glob(".constrained.json.*tmp"))  # the half-written file
+    assert ledger_rows(out)["compare:constrained@val"].status == "running"
+    assert not (out / "compare" / "val" / "constrained.json").exists()
+    assert list((out / "compare" / "val").glob(".constrained.json.*tmp"))  # the half-written file
     killed = ledger_rows(out)
     run_plan(parse_plan(plan), out, progress=False)
     after = ledger_rows(out)
-    assert not list((out / "compare").glob(".*tmp"))
+    assert not list((out / "compare").rglob(".*tmp"))
     assert after["train:constrained"].started == killed["train:constrained"].started
-    assert after["compare:constrained"].attempts == 2
+    assert after["compare:constrained@val"].attempts == 2
     assert results(out) == results(reference)
 
 
@@ -212,7 +222,9 @@ def test_the_plan_command(plan, reference, tmp_path, capsys):
     assert args.func(args) == 0
     printed = capsys.readouterr().out
     assert "decision: unified" in printed or "decision: constrained" in printed or "decision: personas" in printed
-    assert "McNemar p" in printed and "personas (per_persona)" in printed and "baseline" in printed
+    assert "p (persona)" in printed and "personas (per_persona)" in printed and "baseline" in printed
+    assert "selection (val rows):" in printed and "test rows (not used for the decision)" in printed
+    assert "logistic regression on text embeddings + persona id" in printed
     args = parser.parse_args(["plan", str(config), "--out", str(out), "--data", str(tmp_path / "none")])
     with pytest.raises(PersonalabError, match="does not exist"):
         args.func(args)
