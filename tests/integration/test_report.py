@@ -32,7 +32,8 @@ class Script:
         self.results, self.fail, self.silhouette = results, fail, silhouette
 
     def steps(self) -> Steps:
-        return Steps(cluster=self.cluster, train=self.train, evaluate=self.evaluate, compare=self.compare)
+        return Steps(cluster=self.cluster, train=self.train, evaluate=self.evaluate, compare=self.compare,
+                     references=self.references)
 
     def cluster(self, config, grouping, folder: Path) -> dict:
         return {"silhouette": self.silhouette, "quality": "poor", "k": 3, "sizes": [3, 3, 4], "grouping": grouping}
@@ -51,18 +52,25 @@ class Script:
         (run_dir / "eval" / split / "metrics.json").write_text("{}")
         return {"n": 100, "accuracy": 0.6 + self.results.get(run_dir.name, (0.0, 1.0))[0], "macro_f1": 0.5}
 
-    def compare(self, baseline: Path, candidate: Path, split: str, rule) -> dict:
-        difference, p = self.results[candidate.name]
+    def compare(self, baseline: Path, candidate: Path, split: str, rule, flag_split) -> dict:
+        difference, p = self.results.get(candidate.name, (-0.05, 0.01))  # a reference: worse than unified
         personas = [{"persona_id": f"p{i}", "n": 10, "accuracy_a": 0.6, "accuracy_b": 0.6 + d, "difference": d,
-                     "b_better": int(d > 0), "a_better": int(d < 0), "p_value": 1.0, "p_adjusted": 1.0,
-                     "significant": False} for i, d in enumerate([0.1, 0.0, -0.1, 0.2, 0.1])]
+                     "b_better": int(d > 0), "a_better": int(d < 0)} for i, d in enumerate([0.1, 0.0, -0.1, 0.2, 0.1])]
+        harm = None if flag_split is None else {"flag_split": flag_split, "n_flagged": 1, "n_tested": 1,
+                                                 "flagged_difference": -0.1, "p_value": 0.5, "alpha": 0.05,
+                                                 "harmful": False}
         return {"split": split,
-                "overall": {"n": 100, "accuracy_a": 0.6, "accuracy_b": 0.6 + difference, "difference": difference,
-                            "p_value": p, "ci_low": difference - 0.02, "ci_high": difference + 0.02,
-                            "confidence": 0.95, "b_better": 12, "a_better": 4},
-                "per_persona": {"method": "holm", "alpha": 0.05, "n_personas": 5, "improved": 3, "equal": 1,
-                                "worse": 1, "significantly_better": 0, "significantly_worse": 0,
-                                "personas": personas}}
+                "overall": {"n": 100, "n_personas": 5, "accuracy_a": 0.6, "accuracy_b": 0.6 + difference,
+                            "difference": difference, "p_value": p, "ci_low": difference - 0.02,
+                            "ci_high": difference + 0.02, "confidence": 0.95, "b_better": 12, "a_better": 4,
+                            "mcnemar_p": p},
+                "per_persona": {"n_personas": 5, "improved": 3, "equal": 1, "worse": 1, "personas": personas},
+                "harm": harm}
+
+    def references(self, config, folder: Path, splits) -> dict:
+        for split in splits:
+            (folder / "majority" / "eval" / split).mkdir(parents=True, exist_ok=True)
+        return {"majority": {split: {"n": 100, "accuracy": 0.55, "macro_f1": 0.35} for split in splits}}
 
 
 @pytest.fixture
@@ -146,12 +154,12 @@ def test_a_real_plan_gets_every_part_of_the_report(real_plan):
     page = (real_plan / REPORT_HTML).read_text()
     plan = json.loads((real_plan / "plan.json").read_text())
     assert plan["candidates"][1]["status"] == "skipped"
-    accuracy = f"{plan['candidates'][0]['metrics']['accuracy']:.2%}"
+    accuracy = f"{plan['candidates'][0]['metrics']['val']['accuracy']:.2%}"
     assert f"<td class=\"num\">{accuracy}</td>" in page
     pictures = {p.name for p in (real_plan / FILES).iterdir()}
     assert {"training_curves.png", "step_times.png"} <= pictures
     assert any(name.startswith("clusters-") for name in pictures)  # the gate's clustering, drawn
-    overall = plan["candidates"][0]["comparison"]["overall"]
+    overall = plan["candidates"][0]["comparisons"]["val"]["overall"]
     differs = overall["b_better"] + overall["a_better"] > 0  # at this seed it does; if not, the report says so
     assert ("persona_gains.png" in pictures) == differs
     markdown = (real_plan / REPORT_MD).read_text()
