@@ -28,6 +28,15 @@ def test_demo_runs_a_plan_on_synthetic_data_and_resumes(tmp_path, capsys):
     result = json.loads((out / "plan" / "plan.json").read_text())
     assert [c["name"] for c in result["candidates"]] == ["per_cluster"]
     assert "report" in printed and (out / "plan" / "report.md").exists()
+    # The evidence a reader needs, in the printed summary as in the report: the selection on
+    # validation rows, the test rows, persona-level intervals and the references.
+    assert "selection (val rows):" in printed and "test rows (not used for the decision)" in printed
+    assert "95% CI" in printed and "p (persona)" in printed
+    assert "logistic regression on text embeddings + persona id" in printed
+    assert "each persona's majority label" in printed
+    report = (out / "plan" / "report.html").read_text()
+    assert "Confirmation on the test rows" in report and "Selection (val rows)" in report
+    assert "reference (no adapter)" in report
     assert main(["demo", "--out", str(out), "--plan", str(plan), "--personas", "8", "--quiet"]) == 0
     assert json.loads((out / "plan" / "plan.json").read_text())["decision"] == result["decision"]
 

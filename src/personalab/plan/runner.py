@@ -126,7 +126,7 @@ class _Runner:
             self._save()
             self.baseline = self._train_and_evaluate(self.spec.baseline)
             for candidate in self.spec.candidates:
-                self._try(candidate, self.baseline)
+                self._try(candidate)
             self._references()
             self._confirm()
             self._decide()
@@ -140,7 +140,7 @@ class _Runner:
 
     # ----- one strategy ---------------------------------------------------------------------
 
-    def _try(self, candidate: Candidate, baseline: dict[str, Row]) -> None:
+    def _try(self, candidate: Candidate) -> None:
         entry = self.record.entry(candidate.name)
         ids = [step for step, _ in strategy_steps(candidate.name)]
         try:
@@ -151,7 +151,7 @@ class _Runner:
                 return
             evaluations = self._train_and_evaluate(candidate)
             for split in SPLITS:
-                entry["comparisons"][split] = self._compare(candidate.name, baseline[split], evaluations[split], split)
+                entry["comparisons"][split] = self._compare(candidate.name, self.baseline[split], evaluations[split], split)
         except PersonalabError as error:
             # A candidate that cannot run (bad data for it, too few personas to cluster) is
             # recorded and the tree goes on; a bug (any other exception) stops the plan.
@@ -167,7 +167,7 @@ class _Runner:
         self._save()
 
     def _skip_reason(self, candidate: Candidate) -> tuple[str, str] | None:
-        winner = self._winner()
+        winner = self._pick()
         if winner and self.spec.stop == "first_win":
             return "not run", f"not needed: {winner} was accepted first (stop: first_win)"
         budget = self.spec.time_budget_minutes
@@ -184,7 +184,7 @@ class _Runner:
                                    "a cluster strategy cannot help where personas form no clusters")
         return None
 
-    def _winner(self) -> str | None:
+    def _pick(self) -> str | None:
         """The candidate picked on the selection rows (not yet confirmed)."""
         split = self.spec.select_on
         accepted = [(c["name"], c["comparisons"][split]["overall"]["difference"])
@@ -332,7 +332,7 @@ class _Runner:
 
     def _confirm(self) -> None:
         """The one confirmatory test: the pick against the baseline on the test rows."""
-        winner = self._winner()
+        winner = self._pick()
         if winner is None:
             self.record.data["confirmation"] = None
             return
