@@ -140,6 +140,28 @@ def test_a_changed_option_reruns_only_that_candidate(plan, reference, tmp_path):
     assert after["train:personas"].key != before["train:personas"].key and after["train:personas"].attempts == 2
 
 
+def test_repeats_train_the_baseline_and_the_pick_again_under_another_seed(tmp_path):
+    # Six personas give the sign-flip test too few signs to pick anything; sixteen, with a
+    # candidate trained hard enough to change predictions and a rule it passes on validation
+    # rows, give the plan a pick to repeat.
+    write_dataset(tmp_path / "data", *synthesize(SynthConfig(n_personas=16, n_groups=2, seed=7)))
+    loud = {"name": "loud", "strategy": "per_persona", "options": {"min_train_rows": 4, "batch_size": 8},
+            "settings": {"epochs": 6, "lr": 0.05, "head_lr": 0.05}}
+    plan = {"data": str(tmp_path / "data"), "model": {"name": "tiny-classifier", "max_length": 32},
+            "settings": {"epochs": 1}, "baseline": {"strategy": "unified"}, "candidates": [loud], "repeats": 2,
+            "acceptance": {"n_resamples": 999, "alpha": 0.999, "min_gain": -1.0}}
+    out = tmp_path / "out"
+    confirmation = run_plan(parse_plan(plan), out, progress=False).plan["confirmation"]
+    assert confirmation["candidate"] == "loud"
+    assert [r["seed"] for r in confirmation["repeats"]] == [0, 1]
+    rows = ledger_rows(out)
+    for step in ("train:unified.seed1", "train:loud.seed1", "compare:loud.seed1@test"):
+        assert rows[step].status == "done"
+    assert "evaluate:unified.seed1@val" not in rows  # a repeat is measured on the test rows only
+    assert (out / "runs" / "loud.seed1" / "personalizer.json").exists()
+    assert rows["train:unified"].attempts == 1  # the plan seed's runs are not redone
+
+
 def start_child(plan: dict, out: Path, tmp_path: Path, pause_at: str = "", pause_in_bank_of: str = ""):
     (tmp_path / "plan.json").write_text(json.dumps(plan))
     (tmp_path / "child.py").write_text(CHILD)

@@ -217,10 +217,11 @@ class _Runner:
             folder, folder / "metrics.json", lambda: self.steps.evaluate(run_dir, split, self.verbose)))
 
     def _compare(self, name: str, baseline: Row, evaluation: Row, split: str, against: str | None = None) -> dict:
-        """``name``'s run against the baseline's (or ``against``) on ``split``; on the test rows
-        with the harm check, the personas flagged on the validation rows."""
+        """``name``'s run against the baseline's (or a repeat's, ``against``) on ``split``; on
+        the test rows with the harm check, the personas flagged on the validation rows (repeats
+        are evaluated on test alone: the harm check is the plan seed's)."""
         runs, base = self.out / "runs", against or self.spec.baseline.name
-        flag_split = "val" if split == CONFIRMATION_SPLIT else None
+        flag_split = "val" if split == CONFIRMATION_SPLIT and against is None else None
         hashes = [baseline.artifact_hash, evaluation.artifact_hash]
         if flag_split:  # the flags come from the validation predictions of both runs
             hashes += [self._artifact(f"evaluate:{n}@{flag_split}") for n in (base, name)]

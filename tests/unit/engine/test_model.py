@@ -37,7 +37,11 @@ ADAPTERS = {
     "third": (dict(r=3, lora_alpha=3, use_rslora=True), ["value"]),
 }
 ENGINE_ROLES = ["query", "key", "value", "output"]
-TOLERANCE = 1e-5  # absolute, float32; plus PyTorch's float32 relative tolerance (below)
+# Absolute, float32, plus PyTorch's float32 relative tolerance (below). The engine adds each
+# LoRA delta in another order than PEFT, and the rounding that leaves differs with the CPU's
+# matmul kernels: CI measured 1.5e-5 on one logit of the tiny causal LM. A wrong or missing
+# adapter moves scores by more than 1e-3 (the scores test checks that it does).
+TOLERANCE = 5e-5
 B_FACTOR = 0.2  # see shrink_lora_b
 
 
@@ -122,9 +126,9 @@ def logits(backend, model, rows, **kwargs) -> torch.Tensor:
 
 
 def assert_close(got: torch.Tensor, want: torch.Tensor, message: str = "") -> None:
-    """Within 1e-5 + 1.3e-6 * |want| (``torch.testing``'s float32 rtol): a causal LM's
-    choice score sums many token log-probabilities and reaches -60, where 1e-5 absolute is
-    below one float32 rounding of the sum."""
+    """Within 5e-5 + 1.3e-6 * |want| (``torch.testing``'s float32 rtol): a causal LM's
+    choice score sums many token log-probabilities and reaches -60, where an absolute
+    tolerance alone is below one float32 rounding of the sum."""
     torch.testing.assert_close(
         got, want, rtol=1.3e-6, atol=TOLERANCE, msg=lambda m: f"{message}\n{m}"
     )
