@@ -37,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="0..1, how distinct the groups are (default %(default)s)")
     parser.add_argument("--deviation", type=float, metavar="F", default=DEFAULTS.deviation,
                         help=">= 0, how far personas depart from their group (default %(default)s)")
+    parser.add_argument("--leniency", type=float, metavar="F", default=DEFAULTS.leniency,
+                        help=">= 0, how much each persona leans to one label whatever the input, on its "
+                             "own (default %(default)s: not at all)")
     parser.add_argument("--examples-per-persona", type=int, metavar="N",
                         default=DEFAULTS.examples_per_persona,
                         help="inputs rated by each persona (default %(default)s)")
@@ -51,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         n_groups=args.groups,
         separation=args.separation,
         deviation=args.deviation,
+        leniency=args.leniency,
         examples_per_persona=args.examples_per_persona,
         seed=args.seed,
     )
@@ -58,5 +62,5 @@ def run(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.out)  # what was written is what later commands will read
     print(f"Wrote {dataset.spec.name} to {args.out}: {describe_dataset(dataset)}")
     print(f"{config.n_groups} latent groups, separation {config.separation:g}, "
-          f"deviation {config.deviation:g}, seed {config.seed}")
+          f"deviation {config.deviation:g}, leniency {config.leniency:g}, seed {config.seed}")
     return 0

@@ -150,6 +150,10 @@ class SynthConfig:
     """Seed of every random choice: the same config always gives the same dataset."""
     label_noise: float = 0.05
     """Probability that a label is flipped, as annotators sometimes contradict themselves."""
+    leniency: float = 0.0
+    """>= 0: how much personas differ individually in how readily they say "like" whatever the
+    topic (a per-persona shift, Gaussian with this scale, of every preference), as some
+    annotators rate everything offensive and others nothing. 0: no such shift."""
 
     def __post_init__(self) -> None:
         _require(self.n_personas >= 1, f"n_personas must be >= 1, got {self.n_personas}")
@@ -158,6 +162,7 @@ class SynthConfig:
         _require(self.deviation >= 0, f"deviation must be >= 0, got {self.deviation}")
         noise = self.label_noise
         _require(0 <= noise <= 0.5, f"label_noise must be in [0, 0.5], got {noise}")
+        _require(self.leniency >= 0, f"leniency must be >= 0, got {self.leniency}")
         _require(
             1 <= self.examples_per_persona <= len(ITEMS),
             f"examples_per_persona must be in 1..{len(ITEMS)}, got {self.examples_per_persona}",
@@ -185,7 +190,7 @@ def synthesize(config: SynthConfig) -> tuple[DatasetSpec, list[Persona], list[Ex
         examples += _examples(rng, persona_id, preferences, config)
     name = (
         f"synth-{config.n_personas}p-{config.n_groups}g-sep{config.separation:g}"
-        f"-dev{config.deviation:g}-seed{config.seed}"
+        f"-dev{config.deviation:g}-seed{config.seed}" + (f"-len{config.leniency:g}" if config.leniency else "")
     )
     return DatasetSpec(name=name, choices=CHOICES), personas, examples
 
@@ -252,11 +257,15 @@ def _profile_text(attributes: dict) -> str:
 
 
 def _preferences(rng: random.Random, signs: list[int], config: SynthConfig) -> dict[str, float]:
-    """Per topic: > 0 likes it. The group's sign weighted by separation, plus own noise."""
+    """Per topic: > 0 likes it. The group's sign weighted by separation, plus own noise, plus
+    the persona's leniency (drawn only when asked for, so that datasets without it stay as
+    they were for the same seed)."""
+    shift = config.leniency * rng.gauss(0.0, 1.0) if config.leniency else 0.0
     return {
         topic: config.separation * sign
         + config.deviation * rng.gauss(0.0, 1.0)
         + IDIOSYNCRASY * rng.gauss(0.0, 1.0)
+        + shift
         for topic, sign in zip(TOPIC_NAMES, signs)
     }
 

@@ -17,8 +17,10 @@ import torch
 from personalab.data.schema import Example
 from personalab.engine import MultiLoraModel, mix_scores
 from personalab.engine.ensemble import Space
+from personalab.errors import PersonalabError
 from personalab.models.base import Backend
-from personalab.strategies.personalizer import Ensemble, Personalizer, RoutingTable
+from personalab.strategies.persona_bias import add_offsets
+from personalab.strategies.personalizer import Ensemble, PersonaBias, Personalizer, RoutingTable
 from personalab.train.scoring import score_routes
 
 
@@ -43,6 +45,13 @@ def predict(
     progress: bool = True,
 ) -> Predictions:
     """Every row scored the way ``personalizer`` says for its persona."""
+    if isinstance(personalizer, PersonaBias):
+        if personalizer.choices != tuple(backend.choices):
+            raise PersonalabError(f"the persona offsets are for choices {list(personalizer.choices)}, "
+                                  f"the model's are {list(backend.choices)}: retrain the run")
+        inner = predict(backend, engine, personalizer.inner, rows, chunk, progress)
+        described = [personalizer.describe(row.persona_id) for row in rows]
+        return Predictions(inner.rows, inner.choices, add_offsets(inner.scores, rows, personalizer), described)
     if isinstance(personalizer, Ensemble):
         scores = predict_ensemble(backend, engine, personalizer.members, rows, personalizer.space, chunk, progress)
     else:

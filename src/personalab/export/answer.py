@@ -22,7 +22,8 @@ from personalab.engine.routes import Route
 from personalab.errors import PersonalabError
 from personalab.evaluate.predict import predict
 from personalab.rundir import Run
-from personalab.strategies.personalizer import Ensemble
+from personalab.strategies.persona_bias import add_offsets
+from personalab.strategies.personalizer import Ensemble, PersonaBias, RoutingTable
 from personalab.train.scoring import score_routes
 
 ROUTER_DIR = "router"
@@ -57,9 +58,13 @@ def answer(run: Run, persona_id: str, texts: Sequence[str], profile: str | None 
         scores = predict(run.backend, run.model, run.personalizer, rows, progress=False).scores
         how, shown = _ensemble_how(run, persona_id, known), _ensemble_route(run, persona_id)
     else:
-        route, how = _route(run, persona_id, known, profile)
+        bias = run.personalizer if isinstance(run.personalizer, PersonaBias) else None
+        route, how = _route(run, bias.inner if bias else run.personalizer, persona_id, known, profile)
         scores = score_routes(run.backend, run.model, rows, [route] * len(rows), chunk=256, progress=False)
         shown = str(route)
+        if bias:
+            scores = add_offsets(scores, rows, bias)
+            how += ", plus its own choice offsets" if persona_id in bias.offsets else ", without choice offsets (none fit for it)"
     answers = [_answer(text, row_scores, run.backend.choices) for text, row_scores in zip(texts, scores)]
     return PersonaAnswers(persona_id, how + ignored, shown, answers)
 
@@ -74,8 +79,7 @@ def _check_request(run: Run, texts: Sequence[str]) -> None:
         raise PersonalabError("predict answers closed-choice tasks; this run's dataset has no choices")
 
 
-def _route(run: Run, persona_id: str, known: bool, profile: str | None) -> tuple[Route, str]:
-    table = run.personalizer
+def _route(run: Run, table: RoutingTable, persona_id: str, known: bool, profile: str | None) -> tuple[Route, str]:
     if not table.uses_default(persona_id):
         return table.route(persona_id), "its own route"
     if known:

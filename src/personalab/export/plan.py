@@ -18,12 +18,16 @@ from typing import Any, Iterable, Mapping
 
 from personalab.bank.names import adapter_directory
 from personalab.engine.routes import Route
-from personalab.strategies.personalizer import Ensemble, Personalizer, RoutingTable
+from personalab.strategies.personalizer import Ensemble, PersonaBias, Personalizer, RoutingTable
 
 FORMAT = 1
 ADAPTERS_DIR = "adapters"
 MIXTURE_KIND = "mixture"
 _MIXTURE_DIGEST_CHARS = 12
+BIAS_NOTE = (
+    "add offsets[persona][choice] to the choice's log-score (its log-probability) before the argmax or the "
+    "softmax over choices; a persona not listed has no offsets"
+)
 ENSEMBLE_NOTE = (
     "score the input under each member adapter and mix the choice scores with the members' weights: "
     "space 'logprob' is sum_k w_k * log p_k (then renormalise), 'prob' is log sum_k w_k * p_k"
@@ -109,3 +113,9 @@ def _target(personalizer: Personalizer, members: list[tuple[Route, float]]) -> A
 
 def _kind(personalizer: Personalizer) -> str:
     return "ensemble" if isinstance(personalizer, Ensemble) else "routing_table"
+
+
+def bias_document(bias: PersonaBias) -> dict[str, Any]:
+    """The ``persona_bias`` entry of ``routing.json``: each persona's offset per choice."""
+    offsets = {pid: dict(zip(bias.choices, values)) for pid, values in bias.offsets.items()}
+    return {"choices": list(bias.choices), "offsets": offsets, "penalty": bias.penalty, "note": BIAS_NOTE}

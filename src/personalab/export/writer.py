@@ -3,7 +3,8 @@ without personalab.
 
     OUT/adapters/<folder>/          one plain PEFT LoRA folder per distinct route
     OUT/routing.json                persona -> adapter folder (ensembles: members and weights),
-                                    the default for unknown personas, what each folder holds
+                                    the default for unknown personas, what each folder holds,
+                                    per-persona choice offsets (persona_bias runs)
     OUT/router/                     the run's router for new personas (moe runs), copied
     OUT/classifier_head.safetensors a classifier's head (part of the base, not a LoRA tensor)
     OUT/export.json                 base model, adapters, ranks, merge errors, compatibility
@@ -31,9 +32,11 @@ from personalab.bank.merge import materialize_lossless
 from personalab.engine.routes import Route
 from personalab.errors import PersonalabError
 from personalab.export.compat import CompatReport, check_export, read_facts
-from personalab.export.plan import ADAPTERS_DIR, distinct_routes, folder_name, routing_document, served_name
+from personalab.export.plan import (
+    ADAPTERS_DIR, bias_document, distinct_routes, folder_name, routing_document, served_name,
+)
 from personalab.rundir import CONFIG, PERSONALIZER, RunConfig
-from personalab.strategies.personalizer import Ensemble, Personalizer, personalizer_from_json
+from personalab.strategies.personalizer import Ensemble, PersonaBias, Personalizer, personalizer_from_json
 from personalab.train.adapters import HEAD_FILE
 
 FORMAT = 1
@@ -106,6 +109,10 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, check: bool =
     _check_out(out)
     config = RunConfig.from_dict(yaml.safe_load((run_dir / CONFIG).read_text(encoding="utf-8")))
     personalizer = personalizer_from_json(json.loads((run_dir / PERSONALIZER).read_text(encoding="utf-8")))
+    # Offsets on the choice scores are no adapter: the routes are exported as the inner
+    # strategy's, and the offsets go into routing.json for the client to add.
+    bias = personalizer if isinstance(personalizer, PersonaBias) else None
+    personalizer = bias.inner if bias else personalizer
     bank = AdapterBank(run_dir / "bank")
     personas = _personas(config, personalizer)
     router = _router_info(run_dir)
@@ -119,6 +126,10 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, check: bool =
         report.head = _copy_head(run_dir, build, out)
         report.router = _copy_router(run_dir, build, out, router)
         report.notes = _merge_notes(adapters)
+        if bias:
+            report.routing["persona_bias"] = bias_document(bias)
+            report.notes.append(f"{ROUTING} 'persona_bias': add the persona's offsets to the choice scores (a "
+                                "server that returns only the adapter's answer misses them)")
         atomic_json(build / ROUTING, report.routing)
         info = _export_info(run_dir, config, bank, report)
         atomic_json(build / EXPORT_INFO, info)

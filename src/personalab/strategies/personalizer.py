@@ -4,6 +4,8 @@
   default route for personas not in the table (new personas, or too few rows of their own).
 * ``Ensemble``: an output-space mixture of routing tables: each row is scored under every
   member's route and the score matrices are mixed with the members' weights.
+* ``PersonaBias``: a routing table with a per-persona offset per choice added to its
+  choice log-scores (a calibration layer, ``personalab.strategies.persona_bias``).
 
 Both serialize to JSON (``personalizer.json`` of a run); ``personalizer_from_json`` reads
 either back.
@@ -79,11 +81,48 @@ class Ensemble:
         return cls(members, data.get("space", "logprob"))
 
 
-Personalizer = Union[RoutingTable, Ensemble]
+@dataclass
+class PersonaBias:
+    """``inner``'s routes, with ``offsets[persona]`` (one per choice, in ``choices`` order)
+    added to the persona's choice log-scores; personas without offsets keep the inner scores.
+    The offsets live in the JSON itself: a few floats per persona, written with the routes in
+    one atomic file, so that a run's routes and offsets can never disagree."""
+
+    inner: RoutingTable
+    choices: tuple[str, ...]
+    offsets: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    penalty: float | None = None  # the L2 strength the offsets were fit under; None: no offsets
+
+    def route(self, persona_id: str, example: Example | None = None) -> Route:
+        return self.inner.route(persona_id, example)
+
+    def uses_default(self, persona_id: str) -> bool:
+        return self.inner.uses_default(persona_id)
+
+    def adapters(self) -> list[str]:
+        return self.inner.adapters()
+
+    def offset(self, persona_id: str) -> tuple[float, ...]:
+        return self.offsets.get(persona_id, (0.0,) * len(self.choices))
+
+    def describe(self, persona_id: str) -> dict[str, Any]:
+        return {"route": self.inner.describe(persona_id), "bias": dict(zip(self.choices, self.offset(persona_id)))}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": "persona_bias", "inner": self.inner.to_json(), "choices": list(self.choices),
+                "penalty": self.penalty, "offsets": {pid: list(o) for pid, o in self.offsets.items()}}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "PersonaBias":
+        offsets = {pid: tuple(float(v) for v in o) for pid, o in data.get("offsets", {}).items()}
+        return cls(RoutingTable.from_json(data["inner"]), tuple(data["choices"]), offsets, data.get("penalty"))
+
+
+Personalizer = Union[RoutingTable, Ensemble, PersonaBias]
 
 
 def personalizer_from_json(data: dict[str, Any]) -> Personalizer:
-    kinds = {"routing_table": RoutingTable, "ensemble": Ensemble}
+    kinds = {"routing_table": RoutingTable, "ensemble": Ensemble, "persona_bias": PersonaBias}
     kind = data.get("kind", "routing_table")
     if kind not in kinds:
         raise ValueError(f"unknown personalizer kind {kind!r} (known: {', '.join(kinds)})")
