@@ -58,8 +58,10 @@ def answer(run: Run, persona_id: str, texts: Sequence[str], profile: str | None 
         how, shown = _ensemble_how(run, persona_id, known), _ensemble_route(run, persona_id)
     else:
         route, how = _route(run, persona_id, known, profile)
-        scores = score_routes(run.backend, run.model, rows, [route] * len(rows), chunk=256, progress=False)
-        shown = str(route)
+        model_rows = [run.personalizer.model_row(row) for row in rows]  # identifiers (persona_token)
+        scores = score_routes(run.backend, run.model, model_rows, [route] * len(rows), chunk=256, progress=False)
+        identifier = run.personalizer.identifier(persona_id)
+        shown = f"{route} with identifier {identifier!r}" if identifier else str(route)
     answers = [_answer(text, row_scores, run.backend.choices) for text, row_scores in zip(texts, scores)]
     return PersonaAnswers(persona_id, how + ignored, shown, answers)
 
