@@ -182,3 +182,20 @@ def test_predict_answers_with_the_persona_identifier_and_a_new_persona_without(r
                          [Route.single(ADAPTER)], chunk=8, progress=False)
     assert "identifier" not in new.route
     assert np.allclose(list(new.answers[0].probabilities.values()), np.exp(plain[0]), atol=1e-4)
+
+
+def test_an_ensemble_member_keeps_its_identifiers(runs, data_dir, tmp_path):
+    """Identifiers belong to a routing table, so they hold inside an ensemble too: at weight 0
+    for unified the ensemble scores exactly as the persona_token run, and its export gives each
+    persona the token member's identifier."""
+    run_dir = tmp_path / "ensemble"
+    train_run(config(data_dir, "tiny-classifier", strategy="ensemble", first="unified", second="persona_token",
+                     weight=0.0), run_dir, progress=False, reuse=[runs["tiny-classifier"]])
+    evaluate_run(run_dir, progress=False, references=False)
+    np.testing.assert_allclose(_saved_scores(run_dir)[1], _saved_scores(runs["tiny-classifier"])[1], atol=1e-5)
+    export_run(run_dir, tmp_path / "out", check=False)
+    routing = json.loads((tmp_path / "out" / "routing.json").read_text())
+    identifiers = open_run(runs["tiny-classifier"]).personalizer.identifiers
+    assert [m.get("identifier") for m in routing["personas"]["a"]["members"]] == [None, identifiers["a"]]
+    assert all("identifier" not in m for m in routing["personas"]["d"]["members"] + routing["default"]["members"])
+    assert routing["input_format"] == "{identifier} {input}"
