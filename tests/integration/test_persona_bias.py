@@ -32,7 +32,10 @@ def runs(tmp_path_factory):
     train_run(config("unified"), root / "unified", progress=False)
     train_run(config("persona_bias"), root / "bias", progress=False, reuse=[root / "unified"])
     train_run(config("persona_bias", penalty=5.0), root / "fixed", progress=False, reuse=[root / "unified"])
-    for name in ("unified", "bias", "fixed"):
+    train_run(config("persona_token"), root / "token", progress=False, reuse=[root / "unified"])
+    train_run(config("persona_bias", over="persona_token"), root / "token_bias", progress=False,
+              reuse=[root / "unified", root / "token"])
+    for name in ("unified", "bias", "fixed", "token", "token_bias"):
         evaluate_run(root / name, progress=False)
     return root
 
@@ -57,9 +60,18 @@ def test_the_penalty_is_chosen_on_validation_rows_or_taken_as_given(runs):
     assert training_records(runs / "fixed")["persona_bias"]["penalty"] == 5.0
 
 
-def test_each_test_row_is_the_unified_score_plus_its_personas_offsets(runs):
-    offsets = json.loads((runs / "bias" / "personalizer.json").read_text())["offsets"]
-    for plain, biased in zip(predictions(runs / "unified"), predictions(runs / "bias")):
+def test_offsets_are_fit_on_the_scores_the_inner_strategy_gives(runs):
+    # persona_token's scores are those of inputs behind identifiers; "no offsets" on the
+    # validation rows must be exactly its validation accuracy.
+    evaluate_run(runs / "token", split="val", progress=False)
+    token_val = json.loads((runs / "token" / "eval" / "val" / "metrics.json").read_text())["accuracy"]
+    assert training_records(runs / "token_bias")["persona_bias"]["val_accuracy_by_penalty"]["None"] == token_val
+
+
+@pytest.mark.parametrize("inner, biased", [("unified", "bias"), ("token", "token_bias")])
+def test_each_test_row_is_the_inner_score_plus_its_personas_offsets(runs, inner, biased):
+    offsets = json.loads((runs / biased / "personalizer.json").read_text())["offsets"]
+    for plain, biased in zip(predictions(runs / inner), predictions(runs / biased)):
         assert plain["input"] == biased["input"]
         shift = offsets.get(plain["persona_id"], [0.0, 0.0])
         want = [plain["scores"][c] + s for c, s in zip(("dislike", "like"), shift)]

@@ -3,6 +3,8 @@ every row of a batch runs through its own route, whatever mixture of adapters th
 
 An output-space ensemble scores every row under each member's route in the same batched
 calls (the row repeated, each copy with its own route) and mixes the score matrices.
+Each row is scored as its routing table's ``model_row`` (its input behind its persona's
+identifier, for ``persona_token``); the predictions keep the rows as they were given.
 Rows are scored longest first so that each batch pads little.
 """
 
@@ -56,7 +58,8 @@ def predict(
         scores = predict_ensemble(backend, engine, personalizer.members, rows, personalizer.space, chunk, progress)
     else:
         routes = [personalizer.route(row.persona_id, row) for row in rows]
-        scores = score_routes(backend, engine, list(rows), routes, chunk, progress)
+        model_rows = [personalizer.model_row(row) for row in rows]
+        scores = score_routes(backend, engine, model_rows, routes, chunk, progress)
     described = [personalizer.describe(row.persona_id) for row in rows]
     return Predictions(list(rows), tuple(backend.choices), scores, described)
 
@@ -72,7 +75,7 @@ def predict_ensemble(
 ) -> np.ndarray:
     """``[n_rows, n_choices]``: each row scored under every member personalizer's route (all
     in the same batched calls) and mixed with the members' weights (``engine.mix_scores``)."""
-    copies = [row for _ in members for row in rows]
+    copies = [table.model_row(row) for table, _ in members for row in rows]
     routes = [table.route(row.persona_id, row) for table, _ in members for row in rows]
     scores = torch.from_numpy(score_routes(backend, engine, copies, routes, chunk, progress))
     parts = scores.split(len(rows))

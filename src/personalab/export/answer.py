@@ -59,9 +59,12 @@ def answer(run: Run, persona_id: str, texts: Sequence[str], profile: str | None 
         how, shown = _ensemble_how(run, persona_id, known), _ensemble_route(run, persona_id)
     else:
         bias = run.personalizer if isinstance(run.personalizer, PersonaBias) else None
-        route, how = _route(run, bias.inner if bias else run.personalizer, persona_id, known, profile)
-        scores = score_routes(run.backend, run.model, rows, [route] * len(rows), chunk=256, progress=False)
-        shown = str(route)
+        table = bias.inner if bias else run.personalizer
+        route, how = _route(run, table, persona_id, known, profile)
+        model_rows = [table.model_row(row) for row in rows]  # identifiers (persona_token)
+        scores = score_routes(run.backend, run.model, model_rows, [route] * len(rows), chunk=256, progress=False)
+        identifier = table.identifier(persona_id)
+        shown = f"{route} with identifier {identifier!r}" if identifier else str(route)
         if bias:
             scores = add_offsets(scores, rows, bias)
             how += ", plus its own choice offsets" if persona_id in bias.offsets else ", without choice offsets (none fit for it)"

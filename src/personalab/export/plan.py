@@ -8,6 +8,10 @@ names are the bank's safe folder names (``personalab.bank.names``: a readable sl
 digest of the exact name) with ``/`` replaced by ``--``, so that every adapter is one flat,
 filesystem-safe folder under ``adapters/`` whatever the persona ids are; a mixture is named
 ``mixture--<digest of its exact weights>``, the same name for the same mixture in every export.
+
+A personalizer whose personas carry identifiers (``persona_token``) adds them to the routing
+document with the one format that turns an identifier and an input into the model input
+(``strategies.identifiers.with_identifier``): such a run is served with plain text.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any, Iterable, Mapping
 
 from personalab.bank.names import adapter_directory
 from personalab.engine.routes import Route
+from personalab.strategies.identifiers import IDENTIFIER_FORMAT
 from personalab.strategies.personalizer import Ensemble, PersonaBias, Personalizer, RoutingTable
 
 FORMAT = 1
@@ -31,6 +36,12 @@ BIAS_NOTE = (
 ENSEMBLE_NOTE = (
     "score the input under each member adapter and mix the choice scores with the members' weights: "
     "space 'logprob' is sum_k w_k * log p_k (then renormalise), 'prob' is log sum_k w_k * p_k"
+)
+IDENTIFIER_NOTE = (
+    "a persona with an identifier (in 'identifiers', or an ensemble member's 'identifier') is served the input "
+    "text input_format gives: its identifier, one space, its input; that text then takes the input's place in "
+    "the prompt (a causal LM) or after the profile (a classifier). A persona without one, a new persona "
+    "included, is served its input unchanged"
 )
 
 
@@ -87,7 +98,7 @@ def routing_document(personalizer: Personalizer, personas: Iterable[str],
     routes = persona_routes(personalizer, personas)
     defaults = default_routes(personalizer)
     document: dict[str, Any] = {"format": FORMAT, "kind": _kind(personalizer), "adapters_dir": ADAPTERS_DIR}
-    document["personas"] = {pid: _target(personalizer, members) for pid, members in routes.items()}
+    document["personas"] = {pid: _target(personalizer, members, pid) for pid, members in routes.items()}
     document["default"] = _target(personalizer, defaults)
     document["default_personas"] = sorted(pid for pid in personas if personalizer.uses_default(pid))
     used = distinct_routes(personalizer, personas)
@@ -95,7 +106,17 @@ def routing_document(personalizer: Personalizer, personas: Iterable[str],
     if isinstance(personalizer, Ensemble):
         document["note"] = ENSEMBLE_NOTE
     document["router"] = dict(router) if router else None
+    if any(table.identifiers for table, _ in _tables(personalizer)):
+        if isinstance(personalizer, RoutingTable):
+            document["identifiers"] = {pid: personalizer.identifier(pid) for pid in personas
+                                       if personalizer.identifier(pid)}
+        document["input_format"] = IDENTIFIER_FORMAT
+        document["identifier_note"] = IDENTIFIER_NOTE
     return document
+
+
+def _tables(personalizer: Personalizer) -> list[tuple[RoutingTable, float]]:
+    return personalizer.members if isinstance(personalizer, Ensemble) else [(personalizer, 1.0)]
 
 
 def _members(personalizer: Personalizer, persona_id: str) -> list[tuple[Route, float]]:
@@ -104,11 +125,18 @@ def _members(personalizer: Personalizer, persona_id: str) -> list[tuple[Route, f
     return [(personalizer.route(persona_id), 1.0)]
 
 
-def _target(personalizer: Personalizer, members: list[tuple[Route, float]]) -> Any:
+def _target(personalizer: Personalizer, members: list[tuple[Route, float]], persona_id: str | None = None) -> Any:
+    """What serves a persona (``persona_id``; None: the default): an adapter folder, or an
+    ensemble's members, each with the member's identifier for the persona when it has one."""
     if isinstance(personalizer, RoutingTable):
         return folder_name(members[0][0])
-    return {"space": personalizer.space,
-            "members": [{"adapter": folder_name(route), "weight": weight} for route, weight in members]}
+    targets = []
+    for (route, weight), (table, _) in zip(members, personalizer.members):
+        target = {"adapter": folder_name(route), "weight": weight}
+        if persona_id is not None and table.identifier(persona_id):
+            target["identifier"] = table.identifier(persona_id)
+        targets.append(target)
+    return {"space": personalizer.space, "members": targets}
 
 
 def _kind(personalizer: Personalizer) -> str:

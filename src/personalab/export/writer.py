@@ -4,7 +4,9 @@ without personalab.
     OUT/adapters/<folder>/          one plain PEFT LoRA folder per distinct route
     OUT/routing.json                persona -> adapter folder (ensembles: members and weights),
                                     the default for unknown personas, what each folder holds,
-                                    per-persona choice offsets (persona_bias runs)
+                                    each persona's identifier with the input format when
+                                    the run prepends identifiers to inputs (persona_token), and
+                                    per-persona choice offsets (persona_bias)
     OUT/router/                     the run's router for new personas (moe runs), copied
     OUT/classifier_head.safetensors a classifier's head (part of the base, not a LoRA tensor)
     OUT/export.json                 base model, adapters, ranks, merge errors, compatibility
@@ -94,6 +96,9 @@ class ExportReport:
             lines.append(f"  {HEAD_FILE}  the classifier head: a server needs it (not a LoRA tensor)")
         if self.router is not None:
             lines.append(f"  {ROUTER_DIR}/  the router for new personas")
+        if "input_format" in self.routing:
+            lines.append(f"  {ROUTING}  also gives personas' identifiers: serve each input as "
+                         f"{self.routing['input_format']!r} (a new persona: the input alone)")
         lines.append(f"  {EXPORT_INFO}")
         lines += [f"  note: {note}" for note in self.notes]
         if self.compatibility is not None:

@@ -52,6 +52,7 @@ class Backend(Protocol):
     spec: ModelSpec
     choices: tuple[str, ...]  # the task's label set (may be empty for generation)
     model: torch.nn.Module  # the base model as loaded (before any adapter), in eval mode
+    tokenizer: Any  # the model's Hugging Face tokenizer (persona_token draws identifiers from it)
     device: torch.device
     batch_size: int  # rows (classifier) or sequences (causal LM) per forward pass in scores
 

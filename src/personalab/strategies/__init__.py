@@ -7,7 +7,7 @@ from personalab.strategies.base import FitContext, Strategy
 from personalab.strategies.personalizer import Ensemble, PersonaBias, Personalizer, RoutingTable, personalizer_from_json
 from personalab.strategies.registry import get_strategy, list_strategies, register
 from personalab.strategies import (  # noqa: F401  (importing registers them)
-    ensemble, lorahub, moe, per_cluster, per_persona, persona_bias, unified, weighted_merge,
+    ensemble, lorahub, moe, per_cluster, per_persona, persona_bias, persona_token, unified, weighted_merge,
 )
 
 __all__ = ["Ensemble", "PersonaBias", "FitContext", "Personalizer", "RoutingTable", "Strategy", "personalizer_from_json", "get_strategy", "list_strategies", "register"]

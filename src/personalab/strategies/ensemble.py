@@ -55,7 +55,8 @@ class EnsembleStrategy:
     def _validation_accuracy(self, context: FitContext, first: RoutingTable, second: RoutingTable) -> dict[float, float]:
         rows = context.dataset.split("val")
         routes = [t.route(r.persona_id) for t in (first, second) for r in rows]
-        scores = torch.from_numpy(score_rows(context, rows + rows, routes))
+        copies = [t.model_row(r) for t in (first, second) for r in rows]  # persona_token: identifiers
+        scores = torch.from_numpy(score_rows(context, copies, routes))
         a, b = scores[: len(rows)], scores[len(rows):]
         return {w: float(correct(context, rows, mix_scores([a, b], [w, 1 - w], self.space).numpy()).mean())
                 for w in GRID}

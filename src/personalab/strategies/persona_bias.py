@@ -1,5 +1,5 @@
 """``persona_bias``: a per-persona calibration layer over the choice scores of a strategy that
-routes by persona (``unified`` by default; ``per_persona``, ``per_cluster``, ... with ``on``).
+routes by persona (``unified`` by default; ``per_persona``, ``per_cluster``, ... with ``over``).
 
 For persona ``p`` and choice ``c`` an offset ``b[p, c]`` is added to the choice log-scores of
 ``p``'s rows. The offsets of all personas are fit at once on the train rows, minimising
@@ -43,22 +43,22 @@ class PersonaBiasStrategy:
     name = "persona_bias"
     summary = "per-persona offsets on the choice scores of another strategy (default unified), fit in seconds"
 
-    def __init__(self, on: str = "unified", on_options: dict[str, Any] | None = None, penalty: float | None = None):
-        if not isinstance(on, str) or on in NOT_CALIBRATABLE:
-            raise PersonalabError(f"persona_bias: `on` must name a strategy that routes by persona "
-                                  f"(unified, per_persona, per_cluster, ...), not {on!r}")
-        if on_options is not None and not isinstance(on_options, dict):
-            raise PersonalabError(f"persona_bias: `on_options` must be a mapping of {on}'s options, not {on_options!r}")
+    def __init__(self, over: str = "unified", over_options: dict[str, Any] | None = None, penalty: float | None = None):
+        if not isinstance(over, str) or over in NOT_CALIBRATABLE:
+            raise PersonalabError(f"persona_bias: `over` must name a strategy that routes by persona "
+                                  f"(unified, per_persona, per_cluster, ...), not {over!r}")
+        if over_options is not None and not isinstance(over_options, dict):
+            raise PersonalabError(f"persona_bias: `over_options` must be a mapping of {over}'s options, not {over_options!r}")
         if penalty is not None and (isinstance(penalty, bool) or not isinstance(penalty, (int, float)) or not penalty > 0):
             raise PersonalabError(f"persona_bias: `penalty` must be a number > 0 (or left out to choose it on "
                                   f"validation rows), not {penalty!r}")
-        self.inner = get_strategy(on, **(on_options or {}))  # the inner strategy's bad options fail here too
-        self.on, self.penalty = on, penalty
+        self.inner = get_strategy(over, **(over_options or {}))  # the inner strategy's bad options fail here too
+        self.over, self.penalty = over, penalty
 
     def fit(self, context: FitContext) -> PersonaBias:
         inner = self.inner.fit(context)
         if not isinstance(inner, RoutingTable):
-            raise PersonalabError(f"persona_bias: {self.on} does not route by persona, so it cannot be calibrated")
+            raise PersonalabError(f"persona_bias: {self.over} does not route by persona, so it cannot be calibrated")
         train, val = (_scored(context, inner, context.dataset.split(split)) for split in ("train", "val"))
         personas = sorted({row.persona_id for row in train.rows})
         by_penalty = {None: np.zeros((len(personas), len(context.backend.choices)))}
@@ -68,7 +68,7 @@ class PersonaBiasStrategy:
         chosen = self.penalty if self.penalty is not None else _strongest_best(accuracy)
         offsets = by_penalty[chosen]
         context.records["persona_bias"] = {
-            "on": self.on, "penalty": chosen, "val_accuracy_by_penalty": {str(p): a for p, a in accuracy.items()},
+            "over": self.over, "penalty": chosen, "val_accuracy_by_penalty": {str(p): a for p, a in accuracy.items()},
             "mean_abs_offset": float(np.abs(offsets).mean()) if offsets.size else 0.0,
         }
         table = {pid: tuple(float(v) for v in row) for pid, row in zip(personas, offsets)} if chosen is not None else {}
@@ -125,7 +125,8 @@ class _Scored:
 def _scored(context: FitContext, table: RoutingTable, rows: list[Example]) -> _Scored:
     if not rows:
         raise PersonalabError("persona_bias needs train and validation rows (fit on train, penalty chosen on val)")
-    scores = score_rows(context, rows, [table.route(row.persona_id) for row in rows])
+    model_rows = [table.model_row(row) for row in rows]  # behind their identifiers (persona_token)
+    scores = score_rows(context, model_rows, [table.route(row.persona_id) for row in rows])
     return _Scored(rows, scores, label_indices(context, rows))
 
 

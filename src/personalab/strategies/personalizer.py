@@ -1,7 +1,9 @@
 """Personalizers: what a strategy returns, saying how each persona's rows are scored.
 
 * ``RoutingTable``: persona -> one route (a weight-space mixture of bank adapters), with a
-  default route for personas not in the table (new personas, or too few rows of their own).
+  default route for personas not in the table (new personas, or too few rows of their own),
+  and optionally persona -> identifier text prepended to the persona's inputs
+  (``persona_token``); ``model_row`` is a row as the model must see it.
 * ``Ensemble``: an output-space mixture of routing tables: each row is scored under every
   member's route and the score matrices are mixed with the members' weights.
 * ``PersonaBias``: a routing table with a per-persona offset per choice added to its
@@ -13,21 +15,33 @@ either back.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Union
 
 from personalab.data.schema import Example
 from personalab.engine.ensemble import Space
 from personalab.engine.routes import Route
+from personalab.strategies.identifiers import with_identifier
 
 
 @dataclass
 class RoutingTable:
     default: Route
     table: dict[str, Route] = field(default_factory=dict)
+    # persona -> identifier text its inputs start with (``persona_token``); a persona not
+    # listed (every persona of other strategies, a new one) is given its input unchanged.
+    identifiers: dict[str, str] = field(default_factory=dict)
 
     def route(self, persona_id: str, example: Example | None = None) -> Route:
         return self.table.get(persona_id, self.default)
+
+    def identifier(self, persona_id: str) -> str:
+        return self.identifiers.get(persona_id, "")
+
+    def model_row(self, row: Example) -> Example:
+        """``row`` as the model scores it: its input behind its persona's identifier, if any."""
+        identifier = self.identifier(row.persona_id)
+        return replace(row, input=with_identifier(identifier, row.input)) if identifier else row
 
     def uses_default(self, persona_id: str) -> bool:
         return persona_id not in self.table
@@ -41,16 +55,20 @@ class RoutingTable:
         return self.route(persona_id).to_json()
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        document = {
             "kind": "routing_table",
             "default": self.default.to_json(),
             "table": {pid: r.to_json() for pid, r in self.table.items()},
         }
+        if self.identifiers:  # absent otherwise: other strategies' files stay as they were
+            document["identifiers"] = dict(self.identifiers)
+        return document
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "RoutingTable":
         table = {pid: Route(r) for pid, r in data.get("table", {}).items()}
-        return cls(default=Route(data["default"]), table=table)
+        # Files written before identifiers existed have none: every input is left as it is.
+        return cls(default=Route(data["default"]), table=table, identifiers=dict(data.get("identifiers") or {}))
 
 
 @dataclass

@@ -1,5 +1,6 @@
-"""The training steps strategies share: the unified adapter, and a fleet of group adapters
-(one per persona, or one per cluster of personas) trained together into the bank.
+"""The training steps strategies share: the unified adapter (and any other adapter shared by
+all personas), and a fleet of group adapters (one per persona, or one per cluster of
+personas) trained together into the bank.
 
 Every adapter trained here is recorded with a *fingerprint*: a hash of everything that
 determines its weights (the data, the model, the settings, the seed, its rows, the adapters
@@ -90,23 +91,44 @@ def ensure_unified(context: FitContext, settings: TrainSettings | None = None) -
         load_head(context.backend, context.run_dir)
         context.records.setdefault("training", {})
         return wanted
-    backend, dataset = context.backend, context.dataset
+    dataset = context.dataset
+    train_shared_adapter(context, UNIFIED, dataset.split("train"), dataset.split("val"), settings, wanted,
+                         train_head=True, data={"personas": len(dataset.personas)})
+    return wanted
+
+
+def train_shared_adapter(
+    context: FitContext,
+    name: str,
+    train: Sequence[Example],
+    val: Sequence[Example],
+    settings: TrainSettings,
+    wanted: str,
+    *,
+    train_head: bool,
+    data: Mapping[str, Any] | None = None,
+) -> None:
+    """One adapter ``name`` trained on ``train`` (best epoch on ``val``) from the base model
+    and saved to the bank with fingerprint ``wanted``: the unified adapter, or another adapter
+    shared by all personas (``persona_token``'s, on rows carrying identifiers). With
+    ``train_head`` the classifier head trains too and is saved in the run (only the run's
+    first adapter may: later ones share that head as part of the frozen base)."""
+    backend = context.backend
     seed_everything(context.seed)  # PEFT draws the new LoRA weights from the global generator
-    model = add_lora(backend, settings, adapter_name=UNIFIED, train_head=True)
+    model = add_lora(backend, settings, adapter_name=name, train_head=train_head)
     result = train_adapter(
-        backend, model, dataset.split("train"), dataset.split("val"), settings,
-        head_parameters=backend.trainable_base_parameters(), seed=context.seed,
-        progress=context.progress, label=UNIFIED,
+        backend, model, list(train), list(val), settings,
+        head_parameters=backend.trainable_base_parameters() if train_head else (), seed=context.seed,
+        progress=context.progress, label=name,
     )
-    save_head(backend, model, context.run_dir)
+    if train_head:
+        save_head(backend, model, context.run_dir)
     context.bank.save(
-        UNIFIED, model, adapter_name=UNIFIED,
-        data={"rows": len(dataset.split("train")), "personas": len(dataset.personas)},
+        name, model, adapter_name=name, data={"rows": len(train), **(data or {})},
         scores={"val_loss": result.best_val_loss}, config_hash=context.config_hash, fingerprint=wanted,
     )
-    context.records.setdefault("training", {})[UNIFIED] = result.to_dict()
-    model.unload()  # leave the backend's base as it was, plus the trained head
-    return wanted
+    context.records.setdefault("training", {})[name] = result.to_dict()
+    model.unload()  # leave the backend's base as it was (plus a head trained here)
 
 
 def rows_by_persona(dataset: Dataset, split: str) -> dict[str, list[Example]]:

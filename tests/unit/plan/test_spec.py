@@ -98,6 +98,15 @@ def test_missing_baseline_and_bad_option(tmp_path):
     assert "candidates[0].options: strategy 'per_cluster' has no option kk" in message
 
 
+def test_a_persona_token_candidate_loads_and_its_bad_options_are_named(tmp_path):
+    text = PLAN.replace("strategy: per_cluster\n    options: {k: 4}",
+                        "strategy: persona_token\n    options: {identity: text, tokens: 4}")
+    spec = load_plan(write(tmp_path, text))
+    assert spec.run_config(spec.candidates[0]).strategy_options == {"identity": "text", "tokens": 4}
+    message = error(tmp_path, text.replace("{identity: text, tokens: 4}", "{identity: learned, tokens: 0}"))
+    assert "candidates[0].options: persona_token identity must be one of: 'text'" in message
+
+
 def test_bad_settings_preset_and_duplicate_names(tmp_path):
     text = PLAN.replace("options: {k: 4}", "options: {k: 4}\n    preset: tight\n    settings: {epochs: many}")
     text += "  - strategy: ensemble\n"

@@ -81,15 +81,15 @@ def test_a_persona_bias_round_trips_through_json():
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"on": "ensemble"}, "routes by persona"),
-    ({"on": "persona_bias"}, "routes by persona"),
-    ({"on": "no_such_strategy"}, "no_such_strategy"),
+    ({"over": "ensemble"}, "routes by persona"),
+    ({"over": "persona_bias"}, "routes by persona"),
+    ({"over": "no_such_strategy"}, "no_such_strategy"),
     ({"penalty": 0}, "penalty"),
     ({"penalty": -1.0}, "penalty"),
     ({"penalty": "strong"}, "penalty"),
     ({"penalty": True}, "penalty"),
-    ({"on_options": ["k", 2]}, "on_options"),
-    ({"on": "per_cluster", "on_options": {"no_such_option": 1}}, "no_such_option"),
+    ({"over_options": ["k", 2]}, "over_options"),
+    ({"over": "per_cluster", "over_options": {"no_such_option": 1}}, "no_such_option"),
 ])
 def test_bad_options_are_refused_with_a_clear_message(options, message):
     with pytest.raises(PersonalabError, match=message):
