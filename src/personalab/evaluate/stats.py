@@ -129,11 +129,19 @@ def sign_flip_p(sums: np.ndarray, n_resamples: int, seed: int, alternative: str 
     sums = np.asarray(sums, dtype=float)
     if not np.any(sums):
         return 1.0  # every persona ties: no evidence either way (scipy would agree, slowly)
+    if len(sums) == 1:  # scipy wants two personas; one has just two sign patterns, +s and -s
+        return _one_persona_p(float(sums[0]), alternative)
     result = stats.permutation_test(
         (sums,), _total, permutation_type="samples", n_resamples=n_resamples, alternative=alternative,
         vectorized=True, batch=_BATCH, **{_RNG_PARAMETER: np.random.default_rng(seed)},
     )
     return float(min(1.0, result.pvalue))
+
+
+def _one_persona_p(total: float, alternative: str) -> float:
+    flipped = np.array([total, -total])
+    less, greater = np.mean(flipped <= total), np.mean(flipped >= total)
+    return float({"less": less, "greater": greater, "two-sided": min(1.0, 2 * min(less, greater))}[alternative])
 
 
 def persona_bootstrap_ci(sums: PersonaSums, n_resamples: int, seed: int, confidence: float) -> tuple[float, float, str]:

@@ -245,3 +245,20 @@ def test_persona_level_test_keeps_its_size_where_mcnemar_does_not():
 
 def test_sign_flip_of_nothing_is_one():
     assert sign_flip_p(np.zeros(10), 99, 0) == 1.0
+
+
+@pytest.mark.parametrize("total, alternative, expected", [
+    (-2.0, "less", 0.5), (-2.0, "greater", 1.0), (-2.0, "two-sided", 1.0),
+    (3.0, "less", 1.0), (3.0, "greater", 0.5), (3.0, "two-sided", 1.0),
+])
+def test_one_persona_has_two_sign_patterns(total, alternative, expected):
+    # scipy's permutation test refuses a single observation; its two sign patterns are exact.
+    assert sign_flip_p(np.array([total]), 99, 0, alternative=alternative) == expected
+
+
+def test_a_harm_check_of_one_flagged_persona_is_answered():
+    from personalab.evaluate.harm import harm_check
+
+    sums = persona_sums(["a", "a", "b", "b"], np.array([1.0, 1.0, 0.0, 1.0]), np.array([0.0, 0.0, 0.0, 1.0]))
+    check = harm_check(["a"], sums, alpha=0.05, n_resamples=99)
+    assert check.n_tested == 1 and check.p_value == 0.5 and not check.harmful
