@@ -36,7 +36,7 @@ from personalab.bank.base import (
 )
 from personalab.bank.folders import WEIGHTS_FILE, copy_adapter_files, file_digests, is_complete, read_adapter_folder
 from personalab.bank.names import adapter_directory, peft_adapter_name, split_name
-from personalab.data.io import atomic_write_text
+from personalab.data.atomic import atomic_write_text
 from personalab.engine import MultiLoraModel, read_peft_adapter, write_peft_adapter
 from personalab.errors import PersonalabError
 

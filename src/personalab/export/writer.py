@@ -293,7 +293,7 @@ def _move_into_place(build: Path, out: Path) -> None:
 
 
 def atomic_json(path: Path, document: dict[str, Any]) -> None:
-    from personalab.data.io import atomic_write_text
+    from personalab.data.atomic import atomic_write_text
 
     atomic_write_text(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
 

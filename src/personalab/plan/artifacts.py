@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from personalab.data.io import atomic_write_text
+from personalab.data.atomic import atomic_write_text
 from personalab.plan.pause import pause_point, requested
 
 
