@@ -28,7 +28,7 @@ import yaml
 
 from personalab.bank import AdapterBank
 from personalab.data import load_dataset
-from personalab.data.io import atomic_write_text
+from personalab.data.atomic import atomic_write_text
 from personalab.data.splits import held_out_personas, without_training_rows
 from personalab.data.schema import Dataset
 from personalab.engine import MultiLoraModel

@@ -4,14 +4,13 @@ refusing a second plan on the same folder, and the ``personalab plan`` command.
 
 Tiny classifier, one epoch, six synthetic personas: every strategy trains in a second or two.
 The kill tests run the plan in a child process and stop it at a known point (a marker file
-it writes, then sleeps) before killing it, so nothing depends on timing.
+it writes, then waits) before killing it, so nothing depends on timing.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -29,25 +28,42 @@ from personalab.plan import parse_plan, run_plan
 from personalab.plan.ledger import Ledger
 
 CHILD = """\
-import json, sys, time
+import json, signal, sys
 from pathlib import Path
+from personalab.data.faults import set_fault_hook
 from personalab.plan import parse_plan, run_plan
 
-plan, out, pause_in_bank_of = json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2]), sys.argv[3]
-if pause_in_bank_of:
+plan, out, stop_at = json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2]), sys.argv[3]
+kind, _, where = stop_at.partition("=")
+
+
+def wait_to_be_killed(why):
+    (out / ".paused").write_text(why)
+    while True:
+        signal.pause()
+
+
+def stop_at_fault_point(name, **details):
+    if kind == "step" and name == "plan.step_started" and details["step"] == where:
+        wait_to_be_killed(f"step {where} started")  # its ledger row says running, no work done
+    if kind == "write" and name == "atomic.written" and details["target"].resolve() == (out / where).resolve():
+        wait_to_be_killed(f"{where} written, not renamed")
+
+
+if kind == "bank":
     # Stop in the middle of a training step: right after its first adapter was saved.
     from personalab.bank.store import AdapterBank
     save_weights = AdapterBank.save_weights
 
     def pausing(self, *args, **kwargs):
         result = save_weights(self, *args, **kwargs)
-        if Path(self.root).parent.name == pause_in_bank_of:
-            (out / ".paused").write_text("adapter saved")
-            while True:
-                time.sleep(1)
+        if Path(self.root).parent.name == where:
+            wait_to_be_killed("adapter saved")
         return result
 
     AdapterBank.save_weights = pausing
+else:
+    set_fault_hook(stop_at_fault_point)
 run_plan(parse_plan(plan, "child-plan"), out, progress=False)
 """
 
@@ -162,13 +178,15 @@ def test_repeats_train_the_baseline_and_the_pick_again_under_another_seed(tmp_pa
     assert rows["train:unified"].attempts == 1  # the plan seed's runs are not redone
 
 
-def start_child(plan: dict, out: Path, tmp_path: Path, pause_at: str = "", pause_in_bank_of: str = ""):
+def start_child(plan: dict, out: Path, tmp_path: Path, stop_at: str):
+    """Run the plan in a child process until it stops at ``stop_at`` (``step=<step id>``: the
+    step has started; ``write=<path under out>``: that file is written but not renamed into
+    place; ``bank=<run>``: the run's first adapter is saved); it waits there to be killed."""
     (tmp_path / "plan.json").write_text(json.dumps(plan))
     (tmp_path / "child.py").write_text(CHILD)
-    env = {**os.environ, "PERSONALAB_TEST_PAUSE_AT": pause_at}
     out.mkdir(parents=True, exist_ok=True)
     child = subprocess.Popen([sys.executable, str(tmp_path / "child.py"), str(tmp_path / "plan.json"), str(out),
-                              pause_in_bank_of], env=env, stderr=subprocess.PIPE, text=True)
+                              stop_at], stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
     while not (out / ".paused").exists():
         if child.poll() is not None:
@@ -188,7 +206,7 @@ def kill(child: subprocess.Popen) -> None:
 
 def test_kill_9_in_the_middle_of_training_loses_no_finished_work(plan, reference, tmp_path):
     out = tmp_path / "out"
-    child = start_child(plan, out, tmp_path, pause_in_bank_of="personas")
+    child = start_child(plan, out, tmp_path, stop_at="bank=personas")
     kill(child)
     killed = ledger_rows(out)
     assert killed["train:personas"].status == "running"
@@ -206,7 +224,7 @@ def test_kill_9_in_the_middle_of_training_loses_no_finished_work(plan, reference
 
 def test_kill_9_while_writing_an_artifact_never_leaves_it_half_read(plan, reference, tmp_path):
     out = tmp_path / "out"
-    child = start_child(plan, out, tmp_path, pause_at="compare:constrained@val@write")
+    child = start_child(plan, out, tmp_path, stop_at="write=compare/val/constrained.json")
     kill(child)
     assert ledger_rows(out)["compare:constrained@val"].status == "running"
     assert not (out / "compare" / "val" / "constrained.json").exists()
@@ -222,7 +240,7 @@ def test_kill_9_while_writing_an_artifact_never_leaves_it_half_read(plan, refere
 
 def test_a_second_plan_on_the_same_folder_is_refused(plan, tmp_path):
     out = tmp_path / "out"
-    child = start_child(plan, out, tmp_path, pause_at="train:unified@start")
+    child = start_child(plan, out, tmp_path, stop_at="step=train:unified")
     try:
         with pytest.raises(PersonalabError, match=rf"in use by another `personalab plan` \(process {child.pid}\)"):
             run_plan(parse_plan(plan), out, progress=False)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 from safetensors import safe_open
 
 from personalab.bank.base import is_lora_key
+from personalab.data.atomic import move_file
 from personalab.errors import PersonalabError
 
 CONFIG_FILE = "adapter_config.json"
@@ -113,14 +113,12 @@ def _sha256(path: Path) -> str:
 
 
 def copy_adapter_files(source: Path, target: Path, move: bool = False) -> None:
-    """Put exactly the two adapter files of ``source`` into the new folder ``target``, on disk
-    (fsynced) before the caller renames ``target`` into place. Anything else (README, pickles)
-    stays behind."""
+    """Put exactly the two adapter files of ``source`` into the new staging folder ``target``
+    (``personalab.data.atomic`` fsyncs them when it renames ``target`` into place). Anything
+    else (README, pickles) stays behind."""
     target.mkdir(parents=True)
     for file in ADAPTER_FILES:
         if move:
-            os.replace(source / file, target / file)
+            move_file(source / file, target / file)
         else:
             shutil.copyfile(source / file, target / file)
-        with open(target / file, "rb") as handle:
-            os.fsync(handle.fileno())

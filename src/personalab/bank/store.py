@@ -15,6 +15,7 @@ that changed behind the manifest's back is refused before it is loaded or export
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import os
@@ -25,7 +26,6 @@ from typing import Any
 
 import torch
 
-from personalab.bank.atomic import locked, staging_folder, swap_back, swap_in
 from personalab.bank.base import (
     adapter_tensor_shapes,
     base_conflict,
@@ -35,8 +35,15 @@ from personalab.bank.base import (
     shape_misfits,
 )
 from personalab.bank.folders import WEIGHTS_FILE, copy_adapter_files, file_digests, is_complete, read_adapter_folder
+from personalab.bank.lock import locked
 from personalab.bank.names import adapter_directory, peft_adapter_name, split_name
-from personalab.data.io import atomic_write_text
+from personalab.data.atomic import (
+    atomic_write_text,
+    move_folder_into_place,
+    replace_folder,
+    staging_folder,
+    undo_replace_folder,
+)
 from personalab.engine import MultiLoraModel, read_peft_adapter, write_peft_adapter
 from personalab.errors import PersonalabError
 
@@ -186,13 +193,15 @@ class AdapterBank:
             document = self._read()
             self._check_can_hold(document, name, entry, base, adapter_tensor_shapes(tensor_shapes))
             target = self.root / entry["directory"]
-            previous = swap_in(staged, target, staging / "previous")
+            previous = replace_folder(staged, target, staging / "previous")
             try:
                 document["adapters"][name] = entry
                 document["base_model"] = _merged_base(document["base_model"], base)
                 self._write(document)
             except BaseException:
-                swap_back(target, previous, staging / "failed", self.root)
+                undo_replace_folder(target, previous, staging / "failed")
+                if previous is None:
+                    _remove_if_empty(target.parent, self.root)
                 raise
         return target  # the previous version, now under staging/, goes with it
 
@@ -300,13 +309,18 @@ class AdapterBank:
             raise PersonalabError(f"{out} already exists and is not an empty folder; export into a new folder")
         with staging_folder(out.parent, prefix=f".{out.name}.") as staging:
             copy_adapter_files(folder, staging / "adapter")
-            if out.exists():
-                out.rmdir()  # empty; renaming onto a folder is not portable
-            os.replace(staging / "adapter", out)
+            move_folder_into_place(staging / "adapter", out)  # ``out`` is absent or empty
         return out
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
+
+def _remove_if_empty(folder: Path, root: Path) -> None:
+    """Remove the kind folder (``persona/``, ...) made for an adapter that is gone again."""
+    if folder != root:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def _base_of_peft_model(model: Any, adapter_name: str, revision: str | None) -> dict[str, Any]:

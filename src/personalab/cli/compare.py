@@ -66,7 +66,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from personalab.data.io import atomic_write_text
+    from personalab.data.atomic import atomic_write_text
     from personalab.evaluate.compare import compare_runs, format_comparison, has_predictions
     from personalab.evaluate.repeats import compare_repeats, format_repeat_gains
 

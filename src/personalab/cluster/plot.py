@@ -2,19 +2,19 @@
 cluster, the silhouette in the title, written as a PNG.
 
 matplotlib is used through its Agg canvas directly (no pyplot): no global figure state and no
-display needed. The PNG is written to a temporary name beside the target and renamed into
-place, so a reader never sees half a file.
+display needed. The PNG is written through ``personalab.data.atomic``, so a reader never
+sees half a file.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from personalab.cluster.clustering import Clustering
+from personalab.data.atomic import atomic_file
 from personalab.errors import PersonalabError
 
 # Up to this many personas, each point carries its id; more would only be ink.
@@ -75,16 +75,8 @@ def _figure(points: np.ndarray, clustering: Clustering):
 
 
 def _save_png(figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            figure.savefig(stream, format="png")
-        os.chmod(temporary, 0o644)  # mkstemp makes it private; a picture is for reading
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as temporary:
+        figure.savefig(temporary, format="png")
     return path
 
 

@@ -1,5 +1,9 @@
 """Persona datasets: the schema, loading with validation, the split rule, writing, importers
-(``personalab.data.importers``) and the synthetic generator (``personalab.data.synth``)."""
+(``personalab.data.importers``) and the synthetic generator (``personalab.data.synth``).
+
+Also the project's one atomic writer (``personalab.data.atomic``: every file and folder any
+layer writes) and its fault points for crash tests (``personalab.data.faults``), here because
+``data`` is the lowest layer that writes files."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Reading and writing dataset files on disk: atomic writes, the JSONL and YAML formats.
+"""Reading and writing dataset files on disk: the JSONL and YAML formats.
 
-This module owns bytes <-> rows: it writes every file atomically (temp name + rename, so no
+This module owns bytes <-> rows: it writes every file through ``personalab.data.atomic`` (no
 reader ever sees half a file) and reads ``*.jsonl`` / ``dataset.yaml`` into plain Python
 objects with their 1-based line numbers, reporting format problems (bad UTF-8, bad JSON or
 YAML) as ``Problem``s. What the rows *mean* is checked in ``personalab.data.validate``.
@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import fields
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import yaml
 
+from personalab.data.atomic import atomic_write_jsonl, atomic_write_text
 from personalab.data.schema import DatasetSpec, Example, Persona
 from personalab.errors import Problem
 
@@ -28,45 +27,6 @@ EXAMPLES_FILE = "examples.jsonl"
 DATASET_FILES = (SPEC_FILE, PERSONAS_FILE, EXAMPLES_FILE)
 
 _UTF8_BOM = b"\xef\xbb\xbf"
-
-
-# --- atomic writes ---------------------------------------------------------------------------
-
-
-@contextmanager
-def _atomic_open(path: str | os.PathLike) -> Iterator[IO[str]]:
-    """Open a temp file beside ``path``; on success rename it over ``path``, else delete it."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Same folder as the target: os.replace is only atomic within one file system.
-    handle = tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", newline="\n", dir=target.parent,
-        prefix=f".{target.name}.", suffix=".tmp", delete=False,
-    )
-    try:
-        with handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        # Temp files are created private (0600); give the result ordinary permissions.
-        os.chmod(handle.name, target.stat().st_mode & 0o7777 if target.exists() else 0o644)
-        os.replace(handle.name, target)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see either the old file or the new one."""
-    with _atomic_open(path) as handle:
-        handle.write(text)
-
-
-def atomic_write_jsonl(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> None:
-    """Write one JSON object per line (UTF-8, non-ASCII kept readable), atomically."""
-    with _atomic_open(path) as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 # --- writing a dataset -----------------------------------------------------------------------

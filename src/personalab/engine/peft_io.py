@@ -5,8 +5,9 @@ as ``adapter_config.json`` + ``adapter_model.safetensors``. Pickled weights, DoR
 ``modules_to_save`` and the LoRA variants that change the forward pass or the base weights
 are refused with a message naming the option, rather than loaded approximately.
 
-Writing produces a folder ``PeftModel.from_pretrained`` loads; it goes to a temporary folder
-renamed into place, so a reader never sees a half-written adapter.
+Writing produces a folder ``PeftModel.from_pretrained`` loads; it is built in a staging folder
+and renamed into place through ``personalab.data.atomic``, so a reader never sees a
+half-written adapter.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ import json
 import math
 import os
 import re
-import shutil
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -24,6 +23,7 @@ from typing import Any, Iterable, Mapping
 import torch
 from safetensors.torch import load_file, save_file
 
+from personalab.data.atomic import replace_folder, staging_folder
 from personalab.engine.weights import LoraWeights
 from personalab.errors import PersonalabError
 
@@ -275,24 +275,14 @@ def _check_targets(weights: Mapping[str, LoraWeights], targets: list[str]) -> No
 
 
 def _write_folder(folder: Path, config: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Path:
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
-        save_file(tensors, str(staging / WEIGHTS_FILE), metadata={"format": "pt"})
+    """Build the folder in a staging folder beside it, then swap it in: at every moment
+    ``folder`` is absent, the old adapter, or the complete new one."""
+    with staging_folder(folder.parent, prefix=f".{folder.name}-") as staging:
+        built = staging / "adapter"
+        built.mkdir()
+        # Plain writes: the staging folder is the unit that appears whole (fsynced when swapped in).
+        save_file(tensors, str(built / WEIGHTS_FILE), metadata={"format": "pt"})
         text = json.dumps(config, indent=2, sort_keys=True)
-        (staging / CONFIG_FILE).write_text(text + "\n", encoding="utf-8")
-        staging.chmod(0o755)  # mkdtemp makes it private; an adapter folder is no secret
-        _replace_dir(staging, folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        (built / CONFIG_FILE).write_text(text + "\n", encoding="utf-8")
+        replace_folder(built, folder, staging / "previous")  # the older one goes with staging
     return folder
-
-
-def _replace_dir(source: Path, target: Path) -> None:
-    """Move ``source`` to ``target``; an older ``target`` is renamed away first, so at every
-    moment ``target`` is either absent, the old adapter, or the complete new one."""
-    old = target.with_name(f".old-{target.name}-{os.getpid()}")
-    if target.exists():
-        os.replace(target, old)
-    os.replace(source, target)
-    shutil.rmtree(old, ignore_errors=True)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from personalab.data.io import atomic_write_jsonl, atomic_write_text
+from personalab.data.atomic import atomic_write_jsonl, atomic_write_text
 from personalab.errors import PersonalabError
 from personalab.evaluate.metrics import classification_metrics
 from personalab.evaluate.predict import Predictions, predict

@@ -46,7 +46,7 @@ import scipy.sparse as sparse
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import OneHotEncoder
 
-from personalab.data.io import atomic_write_jsonl, atomic_write_text
+from personalab.data.atomic import atomic_write_jsonl, atomic_write_text
 from personalab.data.schema import Dataset, Example
 from personalab.data.splits import without_training_rows
 from personalab.embed import embed_texts, label_set, resolve_encoder

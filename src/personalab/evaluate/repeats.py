@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from personalab.data.io import atomic_write_text
+from personalab.data.atomic import atomic_write_text
 from personalab.evaluate.compare import METRICS, compare_runs
 
 

@@ -29,8 +29,8 @@ from typing import Any
 import yaml
 
 from personalab.bank import AdapterBank
-from personalab.bank.atomic import staging_folder
 from personalab.bank.merge import materialize_lossless
+from personalab.data.atomic import atomic_write_json, move_folder_into_place, staging_folder
 from personalab.engine.routes import Route
 from personalab.errors import PersonalabError
 from personalab.export.compat import CompatReport, check_export, read_facts
@@ -46,6 +46,7 @@ ROUTING = "routing.json"
 EXPORT_INFO = "export.json"
 ROUTER_DIR = "router"
 ROUTER_FILES = ("router.json", "router.safetensors")
+JSON_STYLE = {"indent": 2, "ensure_ascii": False}  # for people reading them, ids in any script
 HEAD_NOTE = (
     "the sequence-classification head (e.g. classifier.weight / classifier.bias), trained with the first "
     "adapter and shared by all of them: part of the frozen base, not a LoRA tensor. A server must load it into "
@@ -135,14 +136,14 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, check: bool =
             report.routing["persona_bias"] = bias_document(bias)
             report.notes.append(f"{ROUTING} 'persona_bias': add the persona's offsets to the choice scores (a "
                                 "server that returns only the adapter's answer misses them)")
-        atomic_json(build / ROUTING, report.routing)
+        atomic_write_json(build / ROUTING, report.routing, **JSON_STYLE)
         info = _export_info(run_dir, config, bank, report)
-        atomic_json(build / EXPORT_INFO, info)
+        atomic_write_json(build / EXPORT_INFO, info, **JSON_STYLE)
         if check:
             report.compatibility = check_export(build)
             info["compatibility"] = {report.compatibility.server: report.compatibility.to_json()}
-            atomic_json(build / EXPORT_INFO, info)
-        _move_into_place(build, out)
+            atomic_write_json(build / EXPORT_INFO, info, **JSON_STYLE)
+        move_folder_into_place(build, out)  # ``out`` was checked absent or empty
     return report
 
 
@@ -283,19 +284,6 @@ def _kind_and_type(config: RunConfig, run_dir: Path) -> tuple[str, str | None]:
         kind = config.model.kind or ("classifier" if (run_dir / HEAD_FILE).is_file() else "causal_lm")
         return kind, None
     return resolved.kind, getattr(resolved.config, "model_type", None)
-
-
-def _move_into_place(build: Path, out: Path) -> None:
-    if out.exists():
-        out.rmdir()  # checked empty; renaming onto a folder is not portable
-    out.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(build, out)
-
-
-def atomic_json(path: Path, document: dict[str, Any]) -> None:
-    from personalab.data.io import atomic_write_text
-
-    atomic_write_text(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
 
 
 def _describe_target(target: Any) -> str:

@@ -9,7 +9,6 @@ from a run directory onto a freshly loaded base.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -17,8 +16,9 @@ import torch
 import torch.nn.functional as F
 import transformers
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
+from personalab.data.atomic import atomic_write_safetensors
 from personalab.data.schema import Example
 from personalab.errors import PersonalabError
 from personalab.models.base import ModelSpec, route_id_tensor
@@ -185,14 +185,11 @@ def head_parameter_names(model: torch.nn.Module) -> list[str]:
 
 def save_head(model: torch.nn.Module, path: str | Path) -> None:
     """Write the head's parameters (and the label order they score) to a safetensors file,
-    atomically: a temporary file renamed into place."""
+    atomically."""
     model = _unwrap(model)
     parameters = dict(model.named_parameters())
     tensors = {n: parameters[n].detach().cpu().contiguous() for n in head_parameter_names(model)}
-    path = Path(path)
-    temporary = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(temporary), metadata={"labels": json.dumps(_labels_of(model))})
-    os.replace(temporary, path)
+    atomic_write_safetensors(path, tensors, metadata={"labels": json.dumps(_labels_of(model))})
 
 
 def load_head(model: torch.nn.Module, path: str | Path) -> None:

@@ -11,7 +11,6 @@ names ``tiny-classifier`` / ``tiny-causal-lm`` build once into a cache folder an
 from __future__ import annotations
 
 import os
-import shutil
 import string
 import tempfile
 from pathlib import Path
@@ -21,6 +20,8 @@ import transformers
 from tokenizers.implementations import ByteLevelBPETokenizer
 from tokenizers.normalizers import BertNormalizer
 from tokenizers.pre_tokenizers import BertPreTokenizer
+
+from personalab.data.atomic import move_folder_into_place, staging_folder
 
 # Bump when a builder changes, so that caches of older tiny models are not reused silently.
 TINY_VERSION = 1
@@ -192,15 +193,13 @@ def resolve_tiny(name: str, cache_dir: str | Path | None = None, seed: int = 0) 
     target = parent / f"{name}-seed{seed}-v{TINY_VERSION}"
     if target.is_dir():
         return target
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=parent))
-    try:
-        TINY_BUILDERS[name](staging, seed=seed)
-        staging.chmod(0o755)  # mkdtemp makes it private; a model folder is no secret
-        os.replace(staging, target)
-    except OSError:
-        if not target.is_dir():  # not a lost race: a real failure
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with staging_folder(parent, prefix=f".{target.name}-") as staging:
+        built = staging / "model"
+        built.mkdir()
+        TINY_BUILDERS[name](built, seed=seed)
+        try:
+            move_folder_into_place(built, target)
+        except OSError:
+            if not target.is_dir():  # not a lost race: a real failure
+                raise
     return target

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from personalab.data.faults import fault_point
 from personalab.errors import PersonalabError
 from personalab.plan.acceptance import choose, confirm, judge
 from personalab.plan.artifacts import clean_leftovers, remove, write_json
@@ -41,7 +42,6 @@ from personalab.plan.decision import best_reference, describe_decision
 from personalab.plan.keys import artifact_hash, dataset_hash, library_versions, step_key
 from personalab.plan.ledger import Ledger, Row
 from personalab.plan.lock import plan_lock
-from personalab.plan.pause import pause_point
 from personalab.plan.progress import Progress
 from personalab.plan.record import PlanRecord
 from personalab.plan.report import write_report
@@ -238,7 +238,7 @@ class _Runner:
 
         def work() -> dict[str, Any]:
             comparison = self.steps.compare(run_a, run_b, split, rule, flag_split)
-            write_json(path, comparison, step=f"compare:{name}@{split}", out=self.out)
+            write_json(path, comparison)
             return comparison_summary(comparison)
 
         # Only what the statistics depend on: changing min_gain re-judges, it does not re-test.
@@ -262,7 +262,7 @@ class _Runner:
 
         def work() -> dict[str, Any]:
             result = self.steps.cluster(config, grouping, folder)
-            write_json(folder / "clustering.json", result, step=f"cluster:{name}", out=self.out)
+            write_json(folder / "clustering.json", result)
             return {key: value for key, value in result.items() if key != "clustering"}
 
         inputs = {"grouping": grouping, "data": self.data_hash, "holdout": config.holdout, "seed": config.seed}
@@ -284,7 +284,7 @@ class _Runner:
         self.progress.begin(step.id)
         self.ledger.start(step.id, step.kind, step.name, key, inputs, self.versions)
         remove(step.output)  # whatever a killed or outdated run left there
-        pause_point(step.id, "start", self.out)
+        fault_point("plan.step_started", step=step.id, out=self.out)  # for crash tests
         started = time.perf_counter()
         try:
             metrics = step.work()
@@ -295,7 +295,6 @@ class _Runner:
             self.progress.failed(step.id, error)
             raise
         seconds = time.perf_counter() - started
-        pause_point(step.id, "finish", self.out)
         artifact = str(step.artifact.relative_to(self.out))
         self.ledger.finish(step.id, seconds, metrics, artifact, artifact_hash(step.output, step.skip))
         self.spent += seconds
@@ -312,7 +311,7 @@ class _Runner:
 
         def work() -> dict[str, Any]:
             found = self.steps.references(config, folder, SPLITS)
-            write_json(folder / "references.json", found, step=f"{REFERENCES}:all", out=self.out)
+            write_json(folder / "references.json", found)
             return found
 
         row = self._run(_Step(REFERENCES, "all", {"data": self.data_hash, "holdout": config.holdout,

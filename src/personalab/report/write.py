@@ -1,7 +1,7 @@
 """Writing a plan's report into its folder: ``report.html`` (self-contained),
 ``report.md`` and the pictures the Markdown shows (``report_files/*.png``).
 
-Every file goes to a temporary name beside its target and is renamed into place, so a reader
+Every file goes through ``personalab.data.atomic`` (a temporary name renamed into place), so a reader
 (or a browser left open on the report) sees the old report or the new one, never a part. The
 pictures are written before the Markdown that points at them; pictures of an earlier report
 that this one no longer has are removed last.
@@ -9,11 +9,9 @@ that this one no longer has are removed last.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
-from personalab.data.io import atomic_write_text
+from personalab.data.atomic import atomic_write_bytes, atomic_write_text
 from personalab.report.build import build_report
 from personalab.report.folder import open_plan_folder
 from personalab.report.html import to_html
@@ -36,21 +34,6 @@ def write_report(out: str | Path) -> list[Path]:
     atomic_write_text(out / REPORT_MD, to_markdown(report, FILES))
     _remove_stale(out / FILES, set(pictures))
     return [out / REPORT_HTML, out / REPORT_MD]
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile("wb", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
-    try:
-        with handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(handle.name, 0o644)
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
 
 
 def _remove_stale(folder: Path, keep: set[str]) -> None:

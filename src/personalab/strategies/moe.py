@@ -16,9 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 
-from personalab.data.io import atomic_write_text
+from personalab.data.atomic import atomic_write_safetensors, atomic_write_text
 from personalab.engine import Route
 from personalab.errors import PersonalabError
 from personalab.strategies.base import FitContext, RoutingTable
@@ -51,9 +50,7 @@ class Router:
         folder.mkdir(parents=True, exist_ok=True)
         tensors = {"keys": torch.from_numpy(self.keys.astype(np.float32)),
                    "profile_keys": torch.from_numpy(self.profile_keys.astype(np.float32))}
-        tmp = folder / ".router.safetensors.tmp"
-        save_file(tensors, str(tmp))
-        tmp.replace(folder / "router.safetensors")
+        atomic_write_safetensors(folder / "router.safetensors", tensors)
         info = {"experts": self.experts, "top_k": self.top_k, "temperature": self.temperature, **meta}
         atomic_write_text(folder / "router.json", json.dumps(info, indent=2))
 

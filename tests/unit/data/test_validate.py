@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from personalab.data import assign_split, load_dataset, validate_dataset, write_dataset
-from personalab.data.io import atomic_write_jsonl, atomic_write_text
+from personalab.data.atomic import atomic_write_jsonl, atomic_write_text
 from personalab.data.schema import DatasetSpec, Example, Persona
 from personalab.errors import DataError, Problem
 
