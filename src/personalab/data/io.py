@@ -1,9 +1,10 @@
 """Reading and writing dataset files on disk: the JSONL and YAML formats.
 
 This module owns bytes <-> rows: it writes every file through ``personalab.data.atomic`` (no
-reader ever sees half a file) and reads ``*.jsonl`` / ``dataset.yaml`` into plain Python
-objects with their 1-based line numbers, reporting format problems (bad UTF-8, bad JSON or
-YAML) as ``Problem``s. What the rows *mean* is checked in ``personalab.data.validate``.
+reader ever sees half a file) and reads ``*.jsonl`` into plain Python objects with their
+1-based line numbers, reporting format problems (bad UTF-8, bad JSON) as ``Problem``s.
+``dataset.yaml`` is read like every other YAML file, by ``personalab.data.yaml_reader``. What
+the rows *mean* is checked in ``personalab.data.validate``.
 """
 
 from __future__ import annotations
@@ -130,44 +131,6 @@ def _parse_json_line(raw: bytes) -> tuple[dict | None, str | None]:
     if not isinstance(value, dict):
         return None, f"expected a JSON object, got {json_type_name(value)}"
     return value, None
-
-
-def read_yaml_mapping(
-    path: str | os.PathLike,
-) -> tuple[dict | None, dict[str, int], list[Problem]]:
-    """The mapping in a YAML file (an empty file is ``{}``), the 1-based line of each top-level
-    key (so that problems can point at it), and the format problems (then the mapping is None).
-    """
-    where = str(path)
-    try:
-        text = Path(path).read_bytes().decode("utf-8")
-    except UnicodeDecodeError as error:
-        return None, {}, [Problem(where, None, f"invalid UTF-8 (byte {error.start + 1})")]
-    except OSError as error:
-        return None, {}, [Problem(where, None, f"cannot read the file: {error.strerror}")]
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        value = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        reason = getattr(error, "problem", None) or str(error)
-        return None, {}, [Problem(where, line, f"invalid YAML: {reason}")]
-    if value is None:
-        return {}, {}, []
-    if not isinstance(value, dict):
-        return None, {}, [Problem(where, 1, f"expected a mapping, got {json_type_name(value)}")]
-    return value, _top_level_key_lines(node), []
-
-
-def _top_level_key_lines(node: yaml.Node | None) -> dict[str, int]:
-    if not isinstance(node, yaml.MappingNode):
-        return {}
-    return {
-        str(key.value): key.start_mark.line + 1
-        for key, _ in node.value
-        if isinstance(key, yaml.ScalarNode)
-    }
 
 
 def json_type_name(value: Any) -> str:

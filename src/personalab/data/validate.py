@@ -25,11 +25,11 @@ from personalab.data.io import (
     SPEC_FILE,
     json_type_name,
     read_jsonl,
-    read_yaml_mapping,
 )
 from personalab.data.schema import SPLITS, Dataset, DatasetSpec, Example, Persona
 from personalab.data.split_checks import split_setting_problems
 from personalab.data.splits import DEFAULT_SPLIT_BY, assign_split, split_by_message, split_key
+from personalab.data.yaml_reader import read_yaml_mapping, unknown_key_hint
 from personalab.errors import Problem
 
 TASKS = ("classification", "generation")
@@ -75,7 +75,7 @@ def _problem_order(problem: Problem) -> tuple[int, int]:
 
 def _read_spec(root: Path, problems: list[Problem]) -> DatasetSpec | None:
     path = root / SPEC_FILE
-    raw, key_lines, found = read_yaml_mapping(path)
+    raw, key_lines, found = read_yaml_mapping(path, SPEC_FILE, " (name, task, choices, ...)")
     problems += found
     if raw is None:
         return None
@@ -96,7 +96,7 @@ def _read_spec(root: Path, problems: list[Problem]) -> DatasetSpec | None:
 def _spec_messages(raw: dict) -> list[tuple[str, str]]:
     """(key, reason) for everything wrong in the dataset.yaml mapping."""
     messages = [
-        (key, f"unknown key '{key}' (known keys: {', '.join(SPEC_KEYS)})")
+        (key, f"unknown key '{key}'{unknown_key_hint(str(key), SPEC_KEYS)}")
         for key in raw
         if key not in SPEC_KEYS
     ]

@@ -9,15 +9,13 @@ training the baseline.
 from __future__ import annotations
 
 import re
-from dataclasses import MISSING, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from personalab.data.yaml_reader import Reader, join, load_yaml_mapping, type_name
 from personalab.errors import PersonalabError
 from personalab.models.base import ModelSpec
-from personalab.plan.reader import Reader, join, key_lines, kind_of, type_name
 from personalab.plan.spec import SELECTION_SPLITS, STOP_RULES, Acceptance, Candidate, Gate, PlanSpec
 
 TOP_KEYS = ("data", "model", "preset", "settings", "seed", "holdout", "baseline", "candidates",
@@ -37,26 +35,13 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")  # it names a folder: runs/<n
 
 def load_plan(path: str | Path) -> PlanSpec:
     """Read and check the plan file at ``path``."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise PersonalabError(f"{path}: cannot read the plan file ({error})") from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise PersonalabError(f"{where}: invalid YAML: {getattr(error, 'problem', None) or error}") from None
-    if not isinstance(data, dict):
-        raise PersonalabError(f"{path}: a plan must be a mapping of keys (data, baseline, candidates, ...)")
-    return parse_plan(data, str(path), key_lines(node))
+    data, lines = load_yaml_mapping(path, "plan", " (data, baseline, candidates, ...)")
+    return parse_plan(data, str(path), lines)
 
 
 def parse_plan(data: dict[str, Any], source: str = "<plan>", lines: dict[str, int] | None = None) -> PlanSpec:
     """Check a plan given as plain data; ``lines`` maps key paths to line numbers."""
-    reader = _PlanReader(source, lines or {})
+    reader = _PlanReader(source, lines or {}, "plan")
     spec = reader.plan(data)
     reader.raise_problems()
     return spec
@@ -179,17 +164,7 @@ class _PlanReader(Reader):
         )
 
     def model(self, item: Any) -> ModelSpec:
-        if not isinstance(item, dict):
-            self.problem("model", f"expected a mapping such as {{name: minilm}}, got {type_name(item)}")
-            return ModelSpec()
-        self.keys(item, tuple(f.name for f in fields(ModelSpec)), "model")
-        given = {}
-        for spec_field in fields(ModelSpec):
-            default = spec_field.default_factory() if spec_field.default is MISSING else spec_field.default
-            kind = kind_of(default)
-            if spec_field.name in item:
-                given[spec_field.name] = self.value(item, spec_field.name, "model", kind, default)
-        return ModelSpec(**given)
+        return ModelSpec(**(self.fields(item, ModelSpec, "model") or {}))
 
     # ----- cross checks -------------------------------------------------------------------------
 
@@ -224,13 +199,9 @@ class _PlanReader(Reader):
     def _setting_types(self, settings: dict, path: str) -> bool:
         from personalab.train.presets import TrainSettings
 
-        ok = True
-        for setting in fields(TrainSettings):
-            if settings.get(setting.name) is not None:
-                kind = "a list" if isinstance(setting.default, tuple) else kind_of(setting.default)
-                kind = "a number" if isinstance(setting.default, float) else kind
-                ok = self.value(settings, setting.name, path, kind) is not None and ok
-        return ok
+        before = len(self.problems)
+        self.fields(settings, TrainSettings, path)
+        return len(self.problems) == before
 
     def _check_names(self, spec: PlanSpec) -> None:
         seen: dict[str, str] = {}

@@ -96,13 +96,12 @@ def _entry(candidate: Candidate) -> dict[str, Any]:
 
 def split_setting(data: str) -> str:
     """How the dataset's rows were split (``split_by`` in its dataset.yaml; ``row`` if unsaid)."""
-    import yaml
+    from personalab.data.io import SPEC_FILE
+    from personalab.data.yaml_reader import read_yaml_mapping
 
-    try:
-        spec = yaml.safe_load((Path(data) / "dataset.yaml").read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
-        return "row"
-    return str(spec.get("split_by") or "row") if isinstance(spec, dict) else "row"
+    # A dataset.yaml that cannot be read is reported where the data is loaded, not here.
+    spec, _, _ = read_yaml_mapping(Path(data) / SPEC_FILE)
+    return str((spec or {}).get("split_by") or "row")
 
 
 def _now() -> str:
