@@ -10,7 +10,9 @@ opening it again for evaluation.
     RUN_DIR/repeats/seed<S>/       the same run trained again under seed S (``--repeats``): a
                                    complete run directory of its own
 
-Every file is written to a temporary name and renamed into place.
+Every file is written to a temporary name and renamed into place. A run config — a file for
+``personalab train --config`` or a run's config.yaml — is checked key by key against
+``RunConfig``'s fields (``personalab.data.yaml_reader``), every problem with file and line.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import yaml
 from personalab.bank import AdapterBank
 from personalab.data import load_dataset
 from personalab.data.atomic import atomic_write_text
+from personalab.data.yaml_reader import Reader, load_yaml_mapping
 from personalab.data.splits import held_out_personas, without_training_rows
 from personalab.data.schema import Dataset
 from personalab.engine import MultiLoraModel
@@ -38,12 +41,14 @@ from personalab.models.base import Backend, ModelSpec
 from personalab.strategies import FitContext, Personalizer, get_strategy, personalizer_from_json
 from personalab.strategies.steps import dataset_fingerprint, fingerprint
 from personalab.train.adapters import HEAD_FILE, load_head
-from personalab.train.presets import TrainSettings
+from personalab.train.presets import TrainSettings, check_preset, read_settings
 
 CONFIG = "config.yaml"
 PERSONALIZER = "personalizer.json"
 TRAINING = "training.json"
 REPEATS = "repeats"
+# What a run's config.yaml records beside the config itself.
+RECORDED = ("data_fingerprint", "versions")
 
 
 @dataclass
@@ -74,19 +79,10 @@ class RunConfig:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
-        return cls(
-            data=data["data"],
-            strategy=data.get("strategy", "unified"),
-            strategy_options=dict(data.get("strategy_options") or {}),
-            preset=data.get("preset", "default"),
-            seed=int(data.get("seed", 0)),
-            holdout=float(data.get("holdout", 0.0)),
-            augment=list(data.get("augment") or []),
-            augment_copies=int(data.get("augment_copies", 2)),
-            model=ModelSpec(**data.get("model", {})),
-            settings=_settings(data.get("settings", {})),
-        )
+    def from_dict(cls, data: Any, source: str = "<run config>", lines: dict[str, int] | None = None) -> "RunConfig":
+        """The config that ``data`` (``to_dict``'s mapping, or a config file's) describes; every
+        problem with it is raised at once, with ``source``, the key and its line in ``lines``."""
+        return cls(**check_run_config(data, source, lines or {}, required=("data",)))
 
     def held_out(self, dataset: Dataset) -> list[str]:
         return held_out_personas(dataset.personas, self.holdout, self.seed) if self.holdout else []
@@ -94,6 +90,39 @@ class RunConfig:
     def config_hash(self) -> str:
         text = json.dumps(self.to_dict(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def read_run_config(path: Path) -> dict[str, Any]:
+    """The mapping in the run config file at ``path`` (``personalab train --config``), checked;
+    every key is optional there, since flags can give it."""
+    data, lines = load_yaml_mapping(path, "run config", " (data, strategy, preset, settings, ...)")
+    check_run_config(data, str(path), lines)
+    return data
+
+
+def check_run_config(data: Any, source: str, lines: dict[str, int], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``RunConfig``'s arguments from the mapping ``data``, checked: unknown keys, wrong types,
+    an unknown preset and settings the preset refuses are raised at once, each at its key."""
+    reader = Reader(source, lines, "run config")
+    given = reader.fields(data, RunConfig, "", RECORDED)
+    if given is None:
+        reader.raise_problems()  # not a mapping: nothing more to check
+    for key in required:
+        reader.value(data, key, "", "a string", required=True)
+    if "preset" in given:
+        check_preset(reader, given["preset"], "preset")
+    if "holdout" in given:
+        given["holdout"] = reader.number(given, "holdout", "", 0.0, 0.0, 1.0, open_high=True)
+    if "model" in given:
+        given["model"] = ModelSpec(**(reader.fields(given["model"], ModelSpec, "model") or {}))
+    if "settings" in given:
+        # Settings are stored whole, so they are read over the defaults, not over the preset.
+        given["settings"] = read_settings(reader, given["settings"], "settings")
+    reader.raise_problems()
+    for key, convert in (("strategy_options", dict), ("augment", list), ("seed", int), ("augment_copies", int)):
+        if key in given:
+            given[key] = convert(given[key])
+    return {key: value for key, value in given.items() if key not in RECORDED}
 
 
 @dataclass
@@ -155,7 +184,7 @@ def open_run(root: Path) -> Run:
     root = Path(root)
     if not (root / PERSONALIZER).exists():
         raise PersonalabError(f"{root} is not a trained run (no {PERSONALIZER}); train one with `personalab train`")
-    config = RunConfig.from_dict(read_config(root))
+    config = run_config(root)
     dataset = load_dataset(config.data)
     personalizer = personalizer_from_json(json.loads((root / PERSONALIZER).read_text(encoding="utf-8")))
     backend = _backend(config, dataset)
@@ -166,7 +195,15 @@ def open_run(root: Path) -> Run:
 
 def read_config(root: Path) -> dict[str, Any]:
     """The run's config.yaml as written: the config, plus the data fingerprint and versions."""
-    return yaml.safe_load((Path(root) / CONFIG).read_text(encoding="utf-8"))
+    return load_yaml_mapping(Path(root) / CONFIG, "run config")[0]
+
+
+def run_config(root: Path) -> RunConfig:
+    """The config the run at ``root`` was trained with, checked: a hand-edited config.yaml is
+    reported with file, line and key."""
+    path = Path(root) / CONFIG
+    data, lines = load_yaml_mapping(path, "run config")
+    return RunConfig.from_dict(data, str(path), lines)
 
 
 def trained_with(root: Path, config: RunConfig) -> bool:
@@ -178,7 +215,7 @@ def trained_with(root: Path, config: RunConfig) -> bool:
         return False
     stored = read_config(root)
     # A run from before data fingerprints were recorded cannot show its data is unchanged.
-    if not stored.get("data_fingerprint") or RunConfig.from_dict(stored) != config:
+    if not stored.get("data_fingerprint") or run_config(root) != config:
         return False
     return stored["data_fingerprint"] == dataset_fingerprint(load_dataset(config.data))
 
@@ -192,12 +229,12 @@ def repeat_runs(root: Path) -> list[tuple[int, Path]]:
     """(seed, run directory): the run at ``root`` under its own seed first, then each complete
     repeat of it by seed. A folder under repeats/ whose config differs from the run's in more
     than the seed is not a repeat of it, and is left out."""
-    config = RunConfig.from_dict(read_config(root))
+    config = run_config(root)
     repeats = []
     for folder in (Path(root) / REPEATS).glob("seed*"):
         seed = folder.name.removeprefix("seed")
         if seed.lstrip("-").isdigit() and (folder / PERSONALIZER).exists() and int(seed) != config.seed \
-                and RunConfig.from_dict(read_config(folder)) == replace(config, seed=int(seed)):
+                and run_config(folder) == replace(config, seed=int(seed)):
             repeats.append((int(seed), folder))
     return [(config.seed, Path(root)), *sorted(repeats)]
 
@@ -255,12 +292,6 @@ def _trained_run(root: Path) -> Path:
 def training_records(root: Path) -> dict[str, Any]:
     path = Path(root) / TRAINING
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-
-
-def _settings(data: dict[str, Any]) -> TrainSettings:
-    if "target_roles" in data:
-        data = {**data, "target_roles": tuple(data["target_roles"])}
-    return TrainSettings(**data)
 
 
 def _backend(config: RunConfig, dataset: Dataset) -> Backend:

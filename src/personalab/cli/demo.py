@@ -54,11 +54,12 @@ def run(args: argparse.Namespace) -> int:
         raise PersonalabError(f"plan file {args.plan} not found; pass --plan FILE (see configs/playbook.yaml)")
     started = time.perf_counter()
     data_dir, plan_dir = args.out / "data", args.out / "plan"
+    plan = load_plan(args.plan)  # a mistake in the plan file fails before any work is done
     print(f"[1/2] synthetic personas -> {data_dir}")
     if not (data_dir / "examples.jsonl").exists():  # the same seed writes the same data: keep it
         write_dataset(data_dir, *synthesize(SynthConfig(n_personas=args.personas, seed=args.seed)))
     print(f"      {describe_dataset(load_dataset(data_dir))}")
-    spec = replace(load_plan(args.plan), data=str(data_dir))
+    spec = replace(plan, data=str(data_dir))
     if args.model:
         spec = replace(spec, model=replace(spec.model, name=args.model))
     print(f"[2/2] the plan {args.plan.name} on {spec.model.name} -> {plan_dir}")

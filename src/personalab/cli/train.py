@@ -110,10 +110,11 @@ def _positive_int(text: str) -> int:
 def config_from_args(args: argparse.Namespace) -> "RunConfig":
     """Preset, then the config file, then flags: each later source overrides the earlier."""
     from personalab.models.base import ModelSpec
-    from personalab.rundir import RunConfig
+    from personalab.rundir import RunConfig, read_run_config
     from personalab.train.presets import resolve_settings
 
-    file = _read_config(args.config) if args.config else {}
+    # A key set to null in the file is not given there, as in plans.
+    file = {k: v for k, v in read_run_config(args.config).items() if v is not None} if args.config else {}
     data = args.data or file.get("data")
     if not data:
         raise PersonalabError("no dataset: pass --data DIR (or `data:` in --config)")
@@ -127,10 +128,7 @@ def config_from_args(args: argparse.Namespace) -> "RunConfig":
     preset = args.preset or suffix or file.get("preset", "default")
     settings = resolve_settings(preset, **{**file.get("settings", {}), **{k: v for k, v in flags.items() if v is not None}})
     seed = args.seed if args.seed is not None else int(file.get("seed", 0))
-    try:
-        spec = ModelSpec(**model)
-    except TypeError as error:
-        raise PersonalabError(f"bad model settings in {args.config}: {error}") from None
+    spec = ModelSpec(**model)
     options = dict(file.get("strategy_options") or {})
     options.update(parse_options(args.options))
     if args.on_top_of:
@@ -165,19 +163,3 @@ def _model_flags(args: argparse.Namespace) -> dict[str, Any]:
     if args.trust_remote_code:
         flags["trust_remote_code"] = True
     return {k: v for k, v in flags.items() if v is not None}
-
-
-def _read_config(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise PersonalabError(f"{path}: no such config file") from None
-    except yaml.YAMLError as error:
-        raise PersonalabError(f"{path}: invalid YAML: {error}") from None
-    if not isinstance(data, dict):
-        raise PersonalabError(f"{path}: a run config must be a mapping of keys to values")
-    unknown = sorted(set(data) - {"data", "strategy", "strategy_options", "preset", "seed", "holdout", "augment",
-                           "augment_copies", "model", "settings"})
-    if unknown:
-        raise PersonalabError(f"{path}: unknown key(s) {unknown}")
-    return data

@@ -26,8 +26,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from personalab.bank import AdapterBank
 from personalab.bank.merge import materialize_lossless
 from personalab.data.atomic import atomic_write_json, move_folder_into_place, staging_folder
@@ -37,7 +35,7 @@ from personalab.export.compat import CompatReport, check_export, read_facts
 from personalab.export.plan import (
     ADAPTERS_DIR, bias_document, distinct_routes, folder_name, routing_document, served_name,
 )
-from personalab.rundir import CONFIG, PERSONALIZER, RunConfig
+from personalab.rundir import PERSONALIZER, RunConfig, run_config
 from personalab.strategies.personalizer import Ensemble, PersonaBias, Personalizer, personalizer_from_json
 from personalab.train.adapters import HEAD_FILE
 
@@ -113,7 +111,7 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, check: bool =
     run_dir, out = Path(run_dir), Path(out)
     _check_trained(run_dir)
     _check_out(out)
-    config = RunConfig.from_dict(yaml.safe_load((run_dir / CONFIG).read_text(encoding="utf-8")))
+    config = run_config(run_dir)
     personalizer = personalizer_from_json(json.loads((run_dir / PERSONALIZER).read_text(encoding="utf-8")))
     # Offsets on the choice scores are no adapter: the routes are exported as the inner
     # strategy's, and the offsets go into routing.json for the client to add.

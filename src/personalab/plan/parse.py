@@ -182,26 +182,14 @@ class _PlanReader(Reader):
             self.problem(f"{path}.options", str(error))
 
     def _check_settings(self, preset: str, plan_settings: dict, own: dict, path: str) -> None:
-        from personalab.train.presets import PRESETS, resolve_settings
+        from personalab.train.presets import check_preset, read_settings
 
-        if preset not in PRESETS:
-            self.problem(join(path, "preset"), f"unknown preset {preset!r}; choose from {', '.join(sorted(PRESETS))}")
+        if not check_preset(self, preset, join(path, "preset")):
             return
         if path and not own:
             return  # the plan's own settings were checked on their own
-        if not self._setting_types(own if path else plan_settings, join(path, "settings")):
-            return
-        try:
-            resolve_settings(preset, **{**plan_settings, **own})
-        except (PersonalabError, TypeError, ValueError) as error:
-            self.problem(join(path, "settings"), str(error))
-
-    def _setting_types(self, settings: dict, path: str) -> bool:
-        from personalab.train.presets import TrainSettings
-
-        before = len(self.problems)
-        self.fields(settings, TrainSettings, path)
-        return len(self.problems) == before
+        base = plan_settings if path else None
+        read_settings(self, own if path else plan_settings, join(path, "settings"), preset, base)
 
     def _check_names(self, spec: PlanSpec) -> None:
         seen: dict[str, str] = {}

@@ -1,7 +1,8 @@
 """LoRA and optimizer settings, and the named presets users pick them from.
 
 Settings are one flat dataclass so that a preset, a config file and command-line flags can
-each override any field by name, in that order.
+each override any field by name, in that order. ``check_preset`` and ``read_settings`` check
+what a plan or run config file says about them, at the file's keys.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from personalab.data.yaml_reader import Reader
 from personalab.errors import PersonalabError
 from personalab.models.base import ROLES
 
@@ -77,3 +79,27 @@ def resolve_settings(preset: str = "default", **overrides: Any) -> TrainSettings
     if "target_roles" in given:
         given["target_roles"] = tuple(given["target_roles"])
     return replace(PRESETS[preset], **given)
+
+
+def check_preset(reader: Reader, preset: str, path: str) -> bool:
+    """Whether ``preset`` names a preset; if not, a problem at ``path``."""
+    if preset in PRESETS:
+        return True
+    reader.problem(path, f"unknown preset {preset!r}; choose from {', '.join(sorted(PRESETS))}")
+    return False
+
+
+def read_settings(
+    reader: Reader, settings: Any, path: str, preset: str = "default", base: dict[str, Any] | None = None
+) -> TrainSettings | None:
+    """The (known) ``preset`` with ``base`` and then ``settings`` over it; an unknown setting, a
+    wrong type or a value the settings refuse is a problem at ``path`` and gives None."""
+    before = len(reader.problems)
+    reader.fields(settings, TrainSettings, path)
+    if len(reader.problems) > before:
+        return None
+    try:
+        return resolve_settings(preset, **{**(base or {}), **settings})
+    except (PersonalabError, TypeError, ValueError) as error:
+        reader.problem(path, str(error))
+        return None
