@@ -31,9 +31,9 @@ import yaml
 from personalab.bank import AdapterBank
 from personalab.data import load_dataset
 from personalab.data.atomic import atomic_write_text
-from personalab.data.yaml_reader import Reader, load_yaml_mapping
 from personalab.data.splits import held_out_personas, without_training_rows
 from personalab.data.schema import Dataset
+from personalab.data.yaml_reader import Reader, load_yaml_mapping
 from personalab.engine import MultiLoraModel
 from personalab.errors import PersonalabError
 from personalab.models import build_backend
@@ -119,10 +119,10 @@ def check_run_config(data: Any, source: str, lines: dict[str, int], required: tu
         # Settings are stored whole, so they are read over the defaults, not over the preset.
         given["settings"] = read_settings(reader, given["settings"], "settings")
     reader.raise_problems()
-    for key, convert in (("strategy_options", dict), ("augment", list), ("seed", int), ("augment_copies", int)):
+    for key, copy in (("strategy_options", dict), ("augment", list)):  # the config's own, not the caller's
         if key in given:
-            given[key] = convert(given[key])
-    return {key: value for key, value in given.items() if key not in RECORDED}
+            given[key] = copy(given[key])
+    return given
 
 
 @dataclass

@@ -3,7 +3,9 @@
 
 Also the project's one atomic writer (``personalab.data.atomic``: every file and folder any
 layer writes) and its fault points for crash tests (``personalab.data.faults``), here because
-``data`` is the lowest layer that writes files."""
+``data`` is the lowest layer that writes files; and the one reader of YAML files a user writes
+(``personalab.data.yaml_reader``: plans, run configs, dataset.yaml, each problem with file, line
+and key), here because dataset.yaml is the lowest-layer YAML file."""
 
 from __future__ import annotations
 
