@@ -38,7 +38,8 @@ from personalab.engine import MultiLoraModel
 from personalab.errors import PersonalabError
 from personalab.models import build_backend
 from personalab.models.base import Backend, ModelSpec
-from personalab.strategies import FitContext, Personalizer, get_strategy, personalizer_from_json
+from personalab.routing import Personalizer, personalizer_from_json
+from personalab.strategies import FitContext, get_strategy
 from personalab.strategies.steps import dataset_fingerprint, fingerprint
 from personalab.train.adapters import HEAD_FILE, load_head
 from personalab.train.presets import TrainSettings, check_preset, read_settings

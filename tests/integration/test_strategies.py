@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from personalab.data import write_dataset
 from personalab.data.synth import SynthConfig, synthesize
 from personalab.evaluate.evaluation import evaluate_run
 from personalab.models.base import ModelSpec
+from personalab.routing import Ensemble
 from personalab.rundir import RunConfig, open_run, train_run, training_records
 from personalab.strategies import list_strategies
 
@@ -55,12 +57,41 @@ def test_strategy_contract(strategy, synth_dir, personas_run, tmp_path):
     records = training_records(tmp_path)
     assert records["reused"]["unified"] == str(personas_run)  # never trained twice
     metrics = evaluate_run(tmp_path, progress=False)
-    assert metrics["n"] > 0 and 0.0 <= metrics["accuracy"] <= 1.0
     predictions = [json.loads(line) for line in (tmp_path / "eval" / "test" / "predictions.jsonl").read_text().splitlines()]
     run = open_run(tmp_path)
+    assert metrics["n"] == len(predictions) == len(run.dataset.split("test"))
+    assert metrics["accuracy"] == pytest.approx(np.mean([p["predicted"] == p["output"] for p in predictions]))
     assert all(p["route"] == run.personalizer.describe(p["persona_id"]) for p in predictions)
-    if strategy != "ensemble":
-        assert set(run.personalizer.adapters()) <= set(AdapterBank(tmp_path / "bank").names())
+    assert set(run.personalizer.adapters()) <= set(AdapterBank(tmp_path / "bank").names())
+    assert_routes_every_persona(run.personalizer, run.dataset.personas, records)
+    for name in run.personalizer.adapters():
+        for trained, val_loss in _validation_curves(tmp_path, name):
+            assert len(val_loss) == 2 and val_loss[1] != val_loss[0], f"{trained}: training left the validation loss at {val_loss}"
+
+
+def assert_routes_every_persona(personalizer, personas, records) -> None:
+    """Each routing table of ``personalizer`` that routes by persona has a route of its own for
+    every persona, but those the strategy records as falling back to the default; a table
+    without personas (``unified``'s, an ensemble member) routes everyone to its default."""
+    tables = [t for t, _ in personalizer.members] if isinstance(personalizer, Ensemble) else [personalizer]
+    falling_back = set(records.get("default_route_personas", []))
+    assert any(table.table for table in tables), "no table routes by persona"
+    for table in tables:
+        assert table.default.adapters, "the default route names no adapter"
+        if table.table:
+            assert {pid for pid in personas if table.uses_default(pid)} == falling_back
+
+
+def _validation_curves(run_dir, name: str) -> list[tuple[str, list[float]]]:
+    """The validation-loss curves of the adapters that trained ``name`` of a run: its own, that
+    of the run it was reused from, or for a merged adapter those of the adapters it merges."""
+    records = training_records(run_dir)
+    if name in records.get("training", {}):
+        return [(name, records["training"][name]["val_loss"])]
+    if name in records.get("reused", {}):
+        return _validation_curves(Path(records["reused"][name]), name)
+    mixture = records["merge"]["materialized"][name]["mixture"]
+    return [curve for source in mixture for curve in _validation_curves(run_dir, source)]
 
 
 def test_reused_persona_adapters_are_the_ones_trained_before(synth_dir, personas_run, tmp_path):

@@ -16,9 +16,9 @@ from personalab.data.synth import SynthConfig, synthesize
 from personalab.models.base import ModelSpec
 from personalab.rundir import RunConfig, _backend, open_run
 from personalab.engine import Route
-from personalab.evaluate.predict import predict
 from personalab.evaluate.references import REFERENCES
-from personalab.strategies import FitContext, RoutingTable, get_strategy
+from personalab.routing import RoutingTable, predict
+from personalab.strategies import FitContext, get_strategy
 from personalab.train.adapters import add_lora, save_head
 from personalab.train.loop import train_adapter
 from personalab.train.presets import resolve_settings

@@ -48,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     from personalab.data import load_dataset, write_dataset
     from personalab.data.synth import SynthConfig, synthesize
     from personalab.errors import PersonalabError
-    from personalab.plan import format_tables, load_plan, run_plan
+    from personalab.plan import load_plan, run_plan
+    from personalab.report import format_tables
 
     if not args.plan.exists():
         raise PersonalabError(f"plan file {args.plan} not found; pass --plan FILE (see configs/playbook.yaml)")

@@ -76,7 +76,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from personalab.plan import format_tables, load_plan, run_plan
+    from personalab.plan import load_plan, run_plan
+    from personalab.report import format_tables
 
     spec = load_plan(args.config)
     if args.data:

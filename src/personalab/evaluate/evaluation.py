@@ -12,8 +12,8 @@ import numpy as np
 from personalab.data.atomic import atomic_write_jsonl, atomic_write_text
 from personalab.errors import PersonalabError
 from personalab.evaluate.metrics import classification_metrics
-from personalab.evaluate.predict import Predictions, predict
 from personalab.evaluate.references import REFERENCES, reference_accuracies, unavailable_references
+from personalab.routing import Predictions, predict
 from personalab.rundir import Run, open_run, training_records
 
 # The label column of format_metrics: wide enough for the longest reference label (indented by 2).

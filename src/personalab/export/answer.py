@@ -20,11 +20,8 @@ import numpy as np
 from personalab.data.schema import Example
 from personalab.engine.routes import Route
 from personalab.errors import PersonalabError
-from personalab.evaluate.predict import predict
+from personalab.routing import Ensemble, PersonaBias, RoutingTable, add_offsets, predict, score_routes
 from personalab.rundir import Run
-from personalab.strategies.persona_bias import add_offsets
-from personalab.strategies.personalizer import Ensemble, PersonaBias, RoutingTable
-from personalab.train.scoring import score_routes
 
 ROUTER_DIR = "router"
 

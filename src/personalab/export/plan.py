@@ -11,7 +11,7 @@ filesystem-safe folder under ``adapters/`` whatever the persona ids are; a mixtu
 
 A personalizer whose personas carry identifiers (``persona_token``) adds them to the routing
 document with the one format that turns an identifier and an input into the model input
-(``strategies.identifiers.with_identifier``): such a run is served with plain text.
+(``routing.with_identifier``): such a run is served with plain text.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ from typing import Any, Iterable, Mapping
 
 from personalab.bank.names import adapter_directory
 from personalab.engine.routes import Route
-from personalab.strategies.identifiers import IDENTIFIER_FORMAT
-from personalab.strategies.personalizer import Ensemble, PersonaBias, Personalizer, RoutingTable
+from personalab.routing import IDENTIFIER_FORMAT, Ensemble, PersonaBias, Personalizer, RoutingTable
 
 FORMAT = 1
 ADAPTERS_DIR = "adapters"

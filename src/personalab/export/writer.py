@@ -35,8 +35,8 @@ from personalab.export.compat import CompatReport, check_export, read_facts
 from personalab.export.plan import (
     ADAPTERS_DIR, bias_document, distinct_routes, folder_name, routing_document, served_name,
 )
+from personalab.routing import Ensemble, PersonaBias, Personalizer, personalizer_from_json
 from personalab.rundir import PERSONALIZER, RunConfig, run_config
-from personalab.strategies.personalizer import Ensemble, PersonaBias, Personalizer, personalizer_from_json
 from personalab.train.adapters import HEAD_FILE
 
 FORMAT = 1

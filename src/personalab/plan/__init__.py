@@ -11,7 +11,6 @@ from personalab.plan.report import write_report
 from personalab.plan.runner import PlanResult, run_plan
 from personalab.plan.spec import Acceptance, Candidate, Gate, PlanSpec
 from personalab.plan.steps import Steps
-from personalab.plan.table import format_table, format_tables
 
 __all__ = ["Acceptance", "Candidate", "Gate", "PlanResult", "PlanSpec", "Steps", "Verdict", "choose",
-           "format_table", "format_tables", "judge", "load_plan", "parse_plan", "run_plan", "write_report"]
+           "judge", "load_plan", "parse_plan", "run_plan", "write_report"]

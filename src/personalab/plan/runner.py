@@ -29,7 +29,6 @@ re-runs exactly the steps downstream of it.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -285,16 +284,16 @@ class _Runner:
         self.ledger.start(step.id, step.kind, step.name, key, inputs, self.versions)
         remove(step.output)  # whatever a killed or outdated run left there
         fault_point("plan.step_started", step=step.id, out=self.out)  # for crash tests
-        started = time.perf_counter()
+        started = self.steps.clock()
         try:
             metrics = step.work()
             if not step.artifact.exists():
                 raise RuntimeError(f"step {step.id} finished without writing {step.artifact}")
         except Exception as error:
-            self.ledger.fail(step.id, time.perf_counter() - started, f"{type(error).__name__}: {error}")
+            self.ledger.fail(step.id, self.steps.clock() - started, f"{type(error).__name__}: {error}")
             self.progress.failed(step.id, error)
             raise
-        seconds = time.perf_counter() - started
+        seconds = self.steps.clock() - started
         artifact = str(step.artifact.relative_to(self.out))
         self.ledger.finish(step.id, seconds, metrics, artifact, artifact_hash(step.output, step.skip))
         self.spent += seconds

@@ -11,6 +11,8 @@ runner never special-cases a strategy and tests can script results without train
 - ``references(config, folder, splits)``: the reference baselines that need no adapter, fit on
   the train rows and written as evaluated runs ``folder/<name>/eval/<split>/``; returns their
   metrics (n, accuracy, macro-F1) by name and split.
+- ``clock()``: seconds, what the steps' durations (and so the time budget) are measured with:
+  ``time.perf_counter`` for real work, a scripted clock in tests.
 
 Each must leave its artifact in place before returning (the runner checks that a done step's
 artifact exists): ``RUN_DIR/personalizer.json`` for train, ``RUN_DIR/eval/<split>/metrics.json``
@@ -20,6 +22,7 @@ for evaluate; the runner writes the cluster and compare artifacts from the retur
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -38,6 +41,7 @@ class Steps:
     evaluate: Callable[[Path, str, bool], dict]
     compare: Callable[[Path, Path, str, Acceptance, str | None], dict]
     references: Callable[[Any, Path, Sequence[str]], dict]
+    clock: Callable[[], float] = time.perf_counter
 
     @classmethod
     def real(cls) -> "Steps":

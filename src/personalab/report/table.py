@@ -2,7 +2,8 @@
 needs no adapter — on one split, with accuracy, macro-F1, the difference from the baseline and
 its persona-level bootstrap confidence interval, the persona-level p-value, how many personas
 got better / stayed equal / got worse, the harm check (test rows), the time its steps took, and
-its status. Both renderers draw these ``Table``s."""
+its status. The one model of the strategy table: HTML, Markdown and the terminal's plain text
+(``report.text``) all draw these ``Table``s."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The one interface every strategy shares, and the personalizer it returns.
+"""The one interface every strategy shares: a ``FitContext`` in, a personalizer
+(``personalab.routing``) out.
 
 A strategy differs from another only in what it trains and how it routes: evaluation, export,
 reports and the planner see nothing but ``fit(context) -> personalizer``.
@@ -12,8 +13,8 @@ from typing import Any, Protocol
 
 from personalab.bank import AdapterBank
 from personalab.data.schema import Dataset
-from personalab.strategies.personalizer import Personalizer, RoutingTable  # noqa: F401  (re-exported)
 from personalab.models.base import Backend
+from personalab.routing import Personalizer
 from personalab.train.presets import TrainSettings
 
 

@@ -11,10 +11,10 @@ import torch
 
 from personalab.engine import mix_scores
 from personalab.errors import PersonalabError
+from personalab.routing import Ensemble, RoutingTable
 from personalab.strategies.base import FitContext
-from personalab.strategies.personalizer import Ensemble, RoutingTable
 from personalab.strategies.registry import get_strategy, register
-from personalab.strategies.validation import correct, score_rows
+from personalab.strategies.validation import correct, score_rows_by_tables
 
 PLAYBOOK_WEIGHT = 0.6
 GRID = tuple(round(w, 2) for w in np.linspace(0, 1, 11))
@@ -54,10 +54,7 @@ class EnsembleStrategy:
 
     def _validation_accuracy(self, context: FitContext, first: RoutingTable, second: RoutingTable) -> dict[float, float]:
         rows = context.dataset.split("val")
-        routes = [t.route(r.persona_id) for t in (first, second) for r in rows]
-        copies = [t.model_row(r) for t in (first, second) for r in rows]  # persona_token: identifiers
-        scores = torch.from_numpy(score_rows(context, copies, routes))
-        a, b = scores[: len(rows)], scores[len(rows):]
+        a, b = (torch.from_numpy(scores) for scores in score_rows_by_tables(context, [first, second], rows))
         return {w: float(correct(context, rows, mix_scores([a, b], [w, 1 - w], self.space).numpy()).mean())
                 for w in GRID}
 

@@ -2,12 +2,10 @@
 ordinary words of the base model's own vocabulary per persona, prepended to every input of
 that persona so that one shared adapter can tell personas apart.
 
-This module owns three things, and nothing else:
+This module owns how identifiers are drawn, and nothing else (how an identifier and an input
+become the model input is ``personalab.routing.with_identifier``, used wherever rows are
+scored):
 
-* ``with_identifier(identifier, text)``: THE way an identifier and an input become the model
-  input. Training, evaluation, ``personalab predict`` and the export's routing document all
-  go through it (the export documents it as ``IDENTIFIER_FORMAT``), so a server that builds
-  ``"<identifier> <input>"`` the same way reproduces the run.
 * ``identifier_vocabulary(tokenizer)``: the words an identifier may use: whole lowercase
   ASCII words that are one token of the tokenizer, so an identifier is plain text that
   tokenizes the same way wherever it is sent (no special tokens, no ``##`` or byte-level
@@ -28,21 +26,14 @@ from personalab.errors import PersonalabError
 # Changing how identifiers are drawn would silently give old runs' personas new identifiers:
 # bump the salt with any change to the drawing, so that adapter fingerprints change with it.
 SALT = "personalab/persona_token/v1"
-IDENTIFIER_FORMAT = "{identifier} {input}"  # the identifier, one space, the input as given
 MIN_WORD_CHARS, MAX_WORD_CHARS = 3, 12  # short words are often pieces of others; long ones rare
 MIN_VOCABULARY = 16  # fewer usable words than this: the tokenizer is not a word-level one
 MAX_REDRAWS = 1000  # per persona; reached only when identifiers are nearly exhausted
 
 
-def with_identifier(identifier: str, text: str) -> str:
-    """The model input for ``text`` of a persona with ``identifier`` ("" leaves it as it is:
-    the input of a persona without an identifier, e.g. one new to the run)."""
-    return IDENTIFIER_FORMAT.format(identifier=identifier, input=text) if identifier else text
-
-
 def identifier_vocabulary(tokenizer) -> list[str]:
     """Sorted whole words usable in identifiers: lowercase ASCII letters only, one token of
-    ``tokenizer`` after a space (how they appear inside ``with_identifier``'s text: words
+    ``tokenizer`` after a space (how they appear inside ``routing.with_identifier``'s text: words
     split on spaces never merge with their neighbours), and not a special token. Sorted, so
     the list depends on the vocabulary alone, not on its order."""
     special = set(getattr(tokenizer, "all_special_tokens", ()))

@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 
 from personalab.engine import Route
 from personalab.errors import PersonalabError
-from personalab.strategies.base import FitContext, RoutingTable
+from personalab.routing import RoutingTable
+from personalab.strategies.base import FitContext
 from personalab.strategies.grouping import Grouping
 from personalab.strategies.per_persona import persona_adapter
 from personalab.strategies.registry import register

@@ -20,7 +20,8 @@ import torch
 from personalab.data.atomic import atomic_write_safetensors, atomic_write_text
 from personalab.engine import Route
 from personalab.errors import PersonalabError
-from personalab.strategies.base import FitContext, RoutingTable
+from personalab.routing import RoutingTable
+from personalab.strategies.base import FitContext
 from personalab.strategies.grouping import Grouping, embed, group_personas
 from personalab.strategies.per_cluster import train_clusters
 from personalab.strategies.per_persona import persona_adapter, trainable_personas

@@ -9,7 +9,8 @@ Personas without train rows (held out, or new) route to the unified adapter.
 from __future__ import annotations
 
 from personalab.engine import Route
-from personalab.strategies.base import FitContext, RoutingTable
+from personalab.routing import RoutingTable
+from personalab.strategies.base import FitContext
 from personalab.strategies.grouping import Grouping, Groups, group_personas
 from personalab.strategies.registry import register
 from personalab.strategies.steps import UNIFIED, train_group_adapters

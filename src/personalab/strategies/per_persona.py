@@ -9,7 +9,8 @@ beneath (route ``{unified: 1, persona/p: 1}``: the playbook's "train from unifie
 from __future__ import annotations
 
 from personalab.engine import Route
-from personalab.strategies.base import FitContext, RoutingTable
+from personalab.routing import RoutingTable
+from personalab.strategies.base import FitContext
 from personalab.strategies.registry import register
 from personalab.strategies.steps import UNIFIED, rows_by_persona, stacked_on_unified, train_group_adapters
 

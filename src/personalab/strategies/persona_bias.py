@@ -20,7 +20,7 @@ on validation rows is what keeps the layer honest.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize
@@ -28,10 +28,10 @@ from scipy.special import log_softmax, softmax
 
 from personalab.data.schema import Example
 from personalab.errors import PersonalabError
+from personalab.routing import PersonaBias, RoutingTable
 from personalab.strategies.base import FitContext
-from personalab.strategies.personalizer import PersonaBias, RoutingTable
 from personalab.strategies.registry import get_strategy, register
-from personalab.strategies.validation import label_indices, score_rows
+from personalab.strategies.validation import label_indices, score_rows_by_tables
 
 # A penalty of 1 is a prior of standard deviation 1/sqrt(2) logits on each offset.
 PENALTIES = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
@@ -99,11 +99,6 @@ def fit_offsets(scores: np.ndarray, labels: np.ndarray, persona_index: np.ndarra
     return result.x.reshape(n_personas, n_choices)
 
 
-def add_offsets(scores: np.ndarray, rows: Sequence[Example], personalizer: PersonaBias) -> np.ndarray:
-    """``scores`` (log-scores of ``rows``) with each row's persona offsets added."""
-    return scores + np.array([personalizer.offset(row.persona_id) for row in rows], dtype=np.float64).reshape(scores.shape)
-
-
 class _Scored:
     """Rows with their inner-strategy log-scores and label indices."""
 
@@ -125,8 +120,7 @@ class _Scored:
 def _scored(context: FitContext, table: RoutingTable, rows: list[Example]) -> _Scored:
     if not rows:
         raise PersonalabError("persona_bias needs train and validation rows (fit on train, penalty chosen on val)")
-    model_rows = [table.model_row(row) for row in rows]  # behind their identifiers (persona_token)
-    scores = score_rows(context, model_rows, [table.route(row.persona_id) for row in rows])
+    [scores] = score_rows_by_tables(context, [table], rows)  # behind their identifiers (persona_token)
     return _Scored(rows, scores, label_indices(context, rows))
 
 

@@ -28,7 +28,8 @@ import numpy as np
 
 from personalab.engine import Route
 from personalab.errors import PersonalabError
-from personalab.strategies.base import FitContext, RoutingTable
+from personalab.routing import RoutingTable
+from personalab.strategies.base import FitContext
 from personalab.strategies.identifiers import SALT, draw_identifiers, identifier_vocabulary
 from personalab.strategies.registry import register
 from personalab.strategies.steps import ensure_unified, fingerprint, reuse_adapter, rows_by_persona, train_shared_adapter

@@ -7,7 +7,8 @@ classifier head (when the backend has one), which then stays frozen in the share
 from __future__ import annotations
 
 from personalab.engine.routes import Route
-from personalab.strategies.base import FitContext, RoutingTable
+from personalab.routing import RoutingTable
+from personalab.strategies.base import FitContext
 from personalab.strategies.registry import register
 from personalab.strategies.steps import UNIFIED, ensure_unified
 

@@ -10,9 +10,9 @@ import numpy as np
 
 from personalab.data.schema import Example
 from personalab.engine import Route
+from personalab.routing import RoutingTable, score_routes, score_tables
 from personalab.strategies.base import FitContext
 from personalab.strategies.steps import UNIFIED
-from personalab.train.scoring import score_routes
 
 
 class RouteScorer:
@@ -36,6 +36,17 @@ def score_rows(context: FitContext, rows: Sequence[Example], routes: Sequence[Ro
     scorer = RouteScorer(context, [name for route in routes for name in route.adapters])
     try:
         return scorer.scores(rows, routes)
+    finally:
+        scorer.close()
+
+
+def score_rows_by_tables(context: FitContext, tables: Sequence[RoutingTable], rows: Sequence[Example]) -> list[np.ndarray]:
+    """One log-score matrix per table: ``rows`` as each table routes them and shows them to the
+    model (``routing.score_tables``: identifiers included), in a temporary engine."""
+    names = [name for table in tables for row in rows for name in table.route(row.persona_id).adapters]
+    scorer = RouteScorer(context, names)
+    try:
+        return score_tables(context.backend, scorer.engine, tables, rows, chunk=256, progress=False)
     finally:
         scorer.close()
 

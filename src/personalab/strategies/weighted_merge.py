@@ -25,7 +25,8 @@ import numpy as np
 from personalab.bank.merge import materialize_lossless
 from personalab.engine import Route
 from personalab.errors import PersonalabError
-from personalab.strategies.base import FitContext, RoutingTable
+from personalab.routing import RoutingTable
+from personalab.strategies.base import FitContext
 from personalab.strategies.grouping import Grouping, Groups, group_personas
 from personalab.strategies.per_persona import persona_adapter, persona_route, trainable_personas
 from personalab.strategies.registry import register

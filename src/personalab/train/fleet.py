@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from personalab.data.schema import Example
 from personalab.engine import LoraWeights, MultiLoraModel, Route
 from personalab.models.base import Backend
-from personalab.train.batching import length_sorted_chunks, shuffled_length_grouped_batches
+from personalab.models.batching import length_sorted_chunks, shuffled_length_grouped_batches
 from personalab.train.loop import TrainResult
 from personalab.train.presets import TrainSettings
 

@@ -21,7 +21,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from personalab.data.schema import Example
 from personalab.models.base import Backend
-from personalab.train.batching import length_sorted_chunks, shuffled_length_grouped_batches
+from personalab.models.batching import length_sorted_chunks, shuffled_length_grouped_batches
 from personalab.train.presets import TrainSettings
 
 

@@ -7,7 +7,7 @@ import re
 
 from personalab.engine.routes import Route
 from personalab.export.plan import distinct_routes, folder_name, routing_document, served_name
-from personalab.strategies.personalizer import Ensemble, RoutingTable
+from personalab.routing import Ensemble, RoutingTable
 
 SAFE = re.compile(r"[a-z0-9_-]+")
 

@@ -8,7 +8,6 @@ import json
 import re
 import shutil
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
@@ -26,13 +25,14 @@ class Script:
     def __init__(self, results: dict, silhouette: float = 0.3, slow: dict | None = None,
                  fail: dict | None = None, test: dict | None = None):
         self.results, self.silhouette, self.test = results, silhouette, test or {}
-        self.slow = slow or {}  # name -> seconds its training takes
+        self.slow = slow or {}  # name -> seconds its training takes, on the scripted clock
+        self.now = 0.0  # the scripted clock: only scripted training moves it
         self.fail = fail or {}  # name -> exception its training raises
         self.calls: list[tuple[str, str]] = []
 
     def steps(self) -> Steps:
         return Steps(cluster=self.cluster, train=self.train, evaluate=self.evaluate, compare=self.compare,
-                     references=self.references)
+                     references=self.references, clock=lambda: self.now)
 
     def cluster(self, config, grouping, folder: Path) -> dict:
         self.calls.append(("cluster", folder.name))
@@ -43,7 +43,7 @@ class Script:
         self.calls.append(("train", run_dir.name))
         if run_dir.name in self.fail:
             raise self.fail[run_dir.name]
-        time.sleep(self.slow.get(run_dir.name, 0))
+        self.now += self.slow.get(run_dir.name, 0)
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "personalizer.json").write_text(json.dumps(config.to_dict(), sort_keys=True))
         return {"reused": [Path(r).name for r in reuse], "seed": config.seed}
@@ -270,11 +270,11 @@ def test_a_gate_clusters_with_the_candidates_own_options(make_spec, tmp_path):
 
 
 def test_an_exhausted_time_budget_skips_the_remaining_candidates(make_spec, tmp_path):
-    script = Script({"a": (0.0, 1.0), "b": (0.0, 1.0), "c": (0.0, 1.0)}, slow={"a": 0.2})
-    spec = make_spec([candidate(n) for n in "abc"], time_budget_minutes=0.002)  # 0.12 s
+    script = Script({"a": (0.0, 1.0), "b": (0.0, 1.0), "c": (0.0, 1.0)}, slow={"a": 90.0})
+    spec = make_spec([candidate(n) for n in "abc"], time_budget_minutes=1.0)
     result = run_plan(spec, tmp_path / "out", progress=False, steps=script.steps())
     assert statuses(result) == {"a": "rejected", "b": "skipped", "c": "skipped"}
-    assert "time budget used up" in result.candidate("b")["reason"]
+    assert result.candidate("b")["reason"] == "time budget used up: the steps before it took 1.5 min of the 1 min allowed"
     assert result.plan["budget"]["exhausted"]
     assert "time budget" in (tmp_path / "out" / "report.md").read_text()
 

@@ -1,6 +1,6 @@
 """Persona identifiers (``persona_token``, identity text): the words they may use, that they are
-stable across processes and distinct across personas, how collisions are redrawn, how the
-routing table applies them and stores them, and the strategy's option errors."""
+stable across processes and distinct across personas, how collisions are redrawn, and the
+strategy's option errors (how the routing table applies them: tests/unit/routing)."""
 
 from __future__ import annotations
 
@@ -13,16 +13,14 @@ import sys
 import pytest
 import transformers
 
-from personalab.data.schema import Example
-from personalab.engine.routes import Route
 from personalab.errors import PersonalabError
-from personalab.strategies import RoutingTable, get_strategy, list_strategies, personalizer_from_json
+from personalab.routing import with_identifier
+from personalab.strategies import get_strategy, list_strategies
 from personalab.strategies.identifiers import (
     MIN_VOCABULARY,
     draw_identifier,
     draw_identifiers,
     identifier_vocabulary,
-    with_identifier,
 )
 
 NATO = ("alfa bravo charlie delta echo foxtrot golf hotel india juliett kilo lima mike november oscar papa "
@@ -101,30 +99,6 @@ def test_too_many_personas_for_the_identifiers_is_a_clear_error():
         draw_identifiers([f"p{i}" for i in range(17)], vocabulary, 1)
     with pytest.raises(PersonalabError, match="word-level vocabulary"):
         draw_identifiers(["p0"], NATO[:5], 3)
-
-
-def test_with_identifier_prepends_with_one_space_and_leaves_no_identifier_alone():
-    assert with_identifier("golf hotel", "a text") == "golf hotel a text"
-    assert with_identifier("", "a text") == "a text"
-
-
-def test_routing_table_applies_identifiers_and_cold_start_personas_keep_their_input():
-    table = RoutingTable(default=Route.single("unified_token"), table={"a": Route.single("unified_token")},
-                         identifiers={"a": "golf hotel"})
-    row = Example("a", "a text", "good", "test")
-    assert table.model_row(row) == Example("a", "golf hotel a text", "good", "test")
-    new = Example("someone new", "a text", "good", "test")
-    assert table.model_row(new) == new and table.identifier("someone new") == ""
-    assert table.uses_default("someone new") and not table.uses_default("a")
-
-
-def test_identifiers_round_trip_through_json_and_old_files_still_load():
-    table = RoutingTable(default=Route.single("unified_token"), identifiers={"a": "golf hotel"})
-    assert personalizer_from_json(json.loads(json.dumps(table.to_json()))) == table
-    old = {"kind": "routing_table", "default": {"unified": 1.0}, "table": {"a": {"persona/a": 1.0}}}
-    loaded = personalizer_from_json(old)
-    assert loaded.identifiers == {} and loaded.model_row(Example("a", "x", "good", "test")).input == "x"
-    assert "identifiers" not in loaded.to_json()  # other strategies' files are written as before
 
 
 def test_persona_token_is_registered_with_its_options():

@@ -10,8 +10,8 @@ from personalab.data.synth import SynthConfig, synthesize
 from personalab.engine import MultiLoraModel, Route
 from personalab.engine.weights import LoraWeights
 from personalab.models import ModelSpec, build_backend
+from personalab.routing import score_routes
 from personalab.strategies.lorahub import mixture_objective, search_weights
-from personalab.train.scoring import score_routes
 
 
 def test_a_budget_of_zero_returns_the_start_unevaluated():

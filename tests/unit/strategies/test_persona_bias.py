@@ -12,9 +12,9 @@ from scipy.special import softmax
 from personalab.data.schema import Example
 from personalab.engine.routes import Route
 from personalab.errors import PersonalabError
+from personalab.routing import PersonaBias, RoutingTable, add_offsets, personalizer_from_json
 from personalab.strategies import get_strategy
-from personalab.strategies.persona_bias import add_offsets, fit_offsets
-from personalab.strategies.personalizer import PersonaBias, RoutingTable, personalizer_from_json
+from personalab.strategies.persona_bias import fit_offsets
 
 
 def simulated(n_personas: int, rows_each: int, true: np.ndarray, seed: int = 0):

@@ -2,7 +2,8 @@ import pytest
 
 from personalab.engine.routes import Route
 from personalab.errors import PersonalabError
-from personalab.strategies import RoutingTable, get_strategy, list_strategies
+from personalab.routing import RoutingTable
+from personalab.strategies import get_strategy, list_strategies
 
 
 def test_unified_is_registered():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -80,7 +81,8 @@ def test_each_member_keeps_its_own_best_epoch(dataset):
     settings = resolve_settings(epochs=3, lr=5e-2, batch_size=4, dropout=0.0, patience=1)
     results = train_fleet(backend, engine, members(dataset, ids), settings, seed=0, progress=False)
     for result in results.values():
-        assert result.best_val_loss == min(result.val_loss)
-        assert len(result.train_loss) <= 3
-        # stopped at most `patience` epochs after its best one
-        assert len(result.train_loss) - result.best_epoch <= 1 or len(result.train_loss) == 3
+        assert result.best_epoch == int(np.argmin(result.val_loss))  # the first epoch of least loss
+        # trained on until `patience` epochs passed without a better one, or the epochs ran out
+        assert len(result.train_loss) == min(settings.epochs, result.best_epoch + settings.patience)
+    # at this learning rate some members overshoot and stop after two epochs while others go on
+    assert sorted(len(r.train_loss) for r in results.values()) == [2, 2, 3, 3]

@@ -1,4 +1,5 @@
-"""Personalizers: what a strategy returns, saying how each persona's rows are scored.
+"""Personalizers: what a strategy returns and every layer above reads, saying how each
+persona's rows are scored.
 
 * ``RoutingTable``: persona -> one route (a weight-space mixture of bank adapters), with a
   default route for personas not in the table (new personas, or too few rows of their own),
@@ -7,10 +8,17 @@
 * ``Ensemble``: an output-space mixture of routing tables: each row is scored under every
   member's route and the score matrices are mixed with the members' weights.
 * ``PersonaBias``: a routing table with a per-persona offset per choice added to its
-  choice log-scores (a calibration layer, ``personalab.strategies.persona_bias``).
+  choice log-scores (a calibration layer, fit by ``personalab.strategies.persona_bias``).
 
-Both serialize to JSON (``personalizer.json`` of a run); ``personalizer_from_json`` reads
-either back.
+All three serialize to JSON (``personalizer.json`` of a run); ``personalizer_from_json`` reads
+any of them back.
+
+This module also owns ``with_identifier``: THE way a persona identifier and an input become
+the model input (identifiers after Mireshghallah et al., NAACL 2022). Training, evaluation,
+``personalab predict`` and the export's routing document all go through it (the export
+documents it as ``IDENTIFIER_FORMAT``), so a server that builds ``"<identifier> <input>"`` the
+same way reproduces the run. How identifiers are drawn is ``persona_token``'s business
+(``personalab.strategies.identifiers``).
 """
 
 from __future__ import annotations
@@ -21,7 +29,14 @@ from typing import Any, Union
 from personalab.data.schema import Example
 from personalab.engine.ensemble import Space
 from personalab.engine.routes import Route
-from personalab.strategies.identifiers import with_identifier
+
+IDENTIFIER_FORMAT = "{identifier} {input}"  # the identifier, one space, the input as given
+
+
+def with_identifier(identifier: str, text: str) -> str:
+    """The model input for ``text`` of a persona with ``identifier`` ("" leaves it as it is:
+    the input of a persona without an identifier, e.g. one new to the run)."""
+    return IDENTIFIER_FORMAT.format(identifier=identifier, input=text) if identifier else text
 
 
 @dataclass

@@ -8,10 +8,9 @@ import torch
 
 from personalab.data.schema import Example
 from personalab.engine import LoraWeights, MultiLoraModel, Route
-from personalab.evaluate.predict import predict, predict_ensemble
 from personalab.models import build_backend
 from personalab.models.base import ModelSpec
-from personalab.strategies import RoutingTable
+from personalab.routing import RoutingTable, predict, predict_ensemble
 
 CHOICES = ("no", "yes")
 ROWS = [Example(p, text, "yes", "test") for p in ("a", "b") for text in

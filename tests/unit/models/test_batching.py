@@ -1,7 +1,7 @@
 import torch
 
 from personalab.data.schema import Example
-from personalab.train.batching import length_sorted_chunks, shuffled_length_grouped_batches
+from personalab.models.batching import length_sorted_chunks, shuffled_length_grouped_batches
 
 
 def rows(n):

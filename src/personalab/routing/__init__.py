@@ -1,0 +1,19 @@
+"""Routing: personalizers (persona -> route, an ensemble of routes, or per-persona offsets on
+top) and scoring rows through them with the engine. Every layer above reads these: strategies
+build personalizers, evaluation and ``personalab predict`` score with them, export writes them
+for servers.
+
+- ``personalizers``: ``RoutingTable``, ``Ensemble``, ``PersonaBias``, their JSON, and
+  ``with_identifier``, the one model-input format of persona identifiers.
+- ``scoring``: ``score_routes``, ``score_tables``, ``add_offsets`` and ``predict``.
+"""
+
+from personalab.routing.personalizers import (
+    IDENTIFIER_FORMAT, Ensemble, PersonaBias, Personalizer, RoutingTable, personalizer_from_json, with_identifier,
+)
+from personalab.routing.scoring import Predictions, add_offsets, predict, predict_ensemble, score_routes, score_tables
+
+__all__ = [
+    "IDENTIFIER_FORMAT", "Ensemble", "PersonaBias", "Personalizer", "Predictions", "RoutingTable", "add_offsets",
+    "personalizer_from_json", "predict", "predict_ensemble", "score_routes", "score_tables", "with_identifier",
+]
