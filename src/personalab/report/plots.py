@@ -89,7 +89,8 @@ def step_times(groups: list[tuple[str, dict[str, float]]]) -> bytes:
     axes.set_yticks(positions, [name for name, _ in groups], fontsize=8)
     axes.set_xlabel("seconds")
     axes.set_xlim(0, max(left.max(initial=0.0) * 1.15, 1.0))
-    axes.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(STEP_COLORS), fontsize=8, frameon=False)
+    if axes.get_legend_handles_labels()[0]:  # no bars (nothing timed yet): no legend to draw
+        axes.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(STEP_COLORS), fontsize=8, frameon=False)
     axes.grid(axis="x", alpha=0.3)
     figure.tight_layout()
     return _png(figure)
