@@ -59,3 +59,15 @@ def test_mixed_eval_quick(tmp_path):
     assert_finite_positive(results, "tiny_causal_lm", GENERATE_KEYS)
     assert "engine_over_generate" not in results["classifier"]
     assert_records(results)
+
+
+@pytest.mark.slow
+def test_persona_identity_quick(tmp_path):
+    results = run_quick("persona_identity.py", tmp_path / "identity.json")
+    for model in MODELS:
+        assert_finite_positive(results, model, ("seconds_unified", "seconds_persona_token", "token_over_unified"))
+        for strategy in ("persona_token", "persona_bias"):
+            low, high = results[model][f"ci_{strategy}"]
+            assert low <= results[model][f"difference_{strategy}"] <= high
+            assert 0 < results[model][f"p_{strategy}"] <= 1
+    assert_records(results)
