@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 from personalab.cli.main import main
+from personalab.data import load_dataset
 
 PLAN = """\
 data: unused                 # the demo points the plan at its own synthetic data
@@ -44,3 +45,16 @@ def test_demo_runs_a_plan_on_synthetic_data_and_resumes(tmp_path, capsys):
 def test_demo_without_its_plan_file_is_a_clear_error(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--plan", str(tmp_path / "missing.yaml")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_demo_with_leniency_makes_individually_leaning_personas_and_keeps_its_data_apart(tmp_path, capsys):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(PLAN)
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--plan", str(plan), "--personas", "8", "--leniency", "1",
+                 "--quiet"]) == 0
+    assert load_dataset(out / "data").spec.name.endswith("-len1")
+    capsys.readouterr()
+    # The same folder asked for other data: a clear error, nothing overwritten.
+    assert main(["demo", "--out", str(out), "--plan", str(plan), "--personas", "8", "--quiet"]) == 2
+    assert "other settings" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """``personalab demo``: the main job out of the box, offline, on the embedded default model.
 
-Synthetic personas in clear latent groups -> the playbook plan (unified baseline, then the
+Synthetic personas in clear latent groups (and, with ``--leniency``, each leaning to one label
+on its own) -> the playbook plan (unified baseline, then the
 candidate strategies in cost order, each compared with it by a paired test) -> the report,
 with a summary of the decision and where everything is.
 """
@@ -30,13 +31,18 @@ def register(subparsers: Any) -> None:
         "demo",
         help="synthetic personas -> the playbook plan -> report, offline, in about 10 minutes",
         description=DESCRIPTION,
-        epilog="example:\n  personalab demo --out runs/demo\n  personalab demo --model tiny-classifier   # a quick look",
+        epilog="examples:\n  personalab demo --out runs/demo\n  personalab demo --model tiny-classifier   # a quick look\n"
+               "  personalab demo --leniency 1 --out runs/demo-lenient   # personas who also differ one by one",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
     parser.add_argument("--plan", type=Path, default=PLAYBOOK, help="plan file (default: configs/playbook.yaml)")
     parser.add_argument("--model", help="base model instead of the plan's (default: the embedded minilm)")
     parser.add_argument("--personas", type=int, default=24, help="number of synthetic personas (default 24)")
+    parser.add_argument("--leniency", type=float, default=0.0, metavar="F",
+                        help="how much each persona leans to one label whatever the input, on its own "
+                             "(Gaussian scale, as personalab synth --leniency; default 0: personas differ "
+                             "only by group). 1 makes per-persona offsets and identities pay off")
     parser.add_argument("--seed", type=int, default=0, help="seed for the synthetic data (default 0)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     parser.set_defaults(func=run)
@@ -57,9 +63,14 @@ def run(args: argparse.Namespace) -> int:
     data_dir, plan_dir = args.out / "data", args.out / "plan"
     plan = load_plan(args.plan)  # a mistake in the plan file fails before any work is done
     print(f"[1/2] synthetic personas -> {data_dir}")
-    if not (data_dir / "examples.jsonl").exists():  # the same seed writes the same data: keep it
-        write_dataset(data_dir, *synthesize(SynthConfig(n_personas=args.personas, seed=args.seed)))
-    print(f"      {describe_dataset(load_dataset(data_dir))}")
+    synthetic = synthesize(SynthConfig(n_personas=args.personas, seed=args.seed, leniency=args.leniency))
+    if not (data_dir / "examples.jsonl").exists():  # the same settings write the same data: keep it
+        write_dataset(data_dir, *synthetic)
+    dataset = load_dataset(data_dir)
+    if dataset.spec.name != synthetic[0].name:  # the name spells out the settings
+        raise PersonalabError(f"{data_dir} holds synthetic data made with other settings ({dataset.spec.name}, "
+                              f"not {synthetic[0].name}); pass another --out, or the settings it was made with")
+    print(f"      {describe_dataset(dataset)}")
     spec = replace(plan, data=str(data_dir))
     if args.model:
         spec = replace(spec, model=replace(spec.model, name=args.model))

@@ -42,11 +42,13 @@ def test_every_shipped_plan_loads(path):
 def test_the_playbook_follows_the_tree_in_cost_order():
     spec = load_plan(REPO / "configs" / "playbook.yaml")
     assert [c.strategy for c in spec.candidates] == [
-        "per_cluster", "weighted_merge", "from_unified", "ensemble", "ensemble", "per_cluster", "per_cluster", "moe"]
-    assert spec.candidates[3].options == {"weight": 0.6} and "weight" not in spec.candidates[4].options
-    assert spec.candidates[5].preset == "constrained"
-    assert spec.run_config(spec.candidates[5]).settings.r == 4
-    assert spec.run_config(spec.candidates[6]).augment and not spec.run_config(spec.candidates[0]).augment
+        "persona_bias", "per_cluster", "persona_token", "weighted_merge", "from_unified", "ensemble", "ensemble",
+        "per_cluster", "per_cluster", "moe"]
+    assert spec.candidates[0].options == {"over": "unified"}
+    assert spec.candidates[5].options == {"weight": 0.6} and "weight" not in spec.candidates[6].options
+    assert spec.candidates[7].preset == "constrained"
+    assert spec.run_config(spec.candidates[7]).settings.r == 4
+    assert spec.run_config(spec.candidates[8]).augment and not spec.run_config(spec.candidates[1]).augment
 
 
 def test_a_good_plan_reads_with_defaults(tmp_path):
