@@ -7,6 +7,7 @@ import json
 from collections import Counter
 
 import pytest
+import torch
 
 from personalab.bank import AdapterBank
 from personalab.cli.main import main
@@ -14,7 +15,7 @@ from personalab.data import load_dataset, write_dataset
 from personalab.data.synth import SynthConfig, synthesize
 from personalab.evaluate.evaluation import evaluate_run
 from personalab.models.base import ModelSpec
-from personalab.rundir import RunConfig, train_run
+from personalab.rundir import RunConfig, train_run, training_records
 from personalab.train.presets import resolve_settings
 
 
@@ -52,3 +53,51 @@ def test_on_top_of_unified_stacks_each_persona_on_the_frozen_unified(synth_dir, 
     assert main(["evaluate", str(out), "--quiet"]) == 0
     manifest = AdapterBank(out / "bank").manifest()
     assert all(manifest[f"persona/{pid}"]["on_top_of"] == "unified" for pid in table)
+
+
+GRID = {"lr": [1e-3, 1e-2], "epochs": [1, 2]}
+
+
+def test_a_recipe_grid_keeps_the_recipe_with_the_lowest_pooled_val_loss_for_every_persona(synth_dir, tmp_path):
+    def run(out, settings, options):
+        config = RunConfig(data=str(synth_dir), strategy="per_persona", model=ModelSpec(name="tiny-classifier"),
+                           strategy_options={"on_top_of": "unified", **options}, settings=settings)
+        train_run(config, out, progress=False, reuse=[tmp_path / "grid"] if out.name != "grid" else [])
+        return AdapterBank(out / "bank")
+
+    grid_bank = run(tmp_path / "grid", resolve_settings(epochs=1), {"grid": GRID})
+    recipes = training_records(tmp_path / "grid")["recipes"]
+    assert len(recipes["val_loss"]) == 4
+    assert recipes["chosen"] == min(recipes["val_loss"], key=recipes["val_loss"].get)
+    kept = {json.dumps(grid_bank.entry(n)["data"]["recipe"]) for n in grid_bank.names() if n.startswith("persona/")}
+    assert len(kept) == 1  # one recipe for every persona
+    chosen = json.loads(kept.pop())
+    assert recipes["chosen"] == f"lr {chosen['lr']:g}, {chosen['epochs']} epochs"
+
+    # A grid of the run's own recipe alone keeps exactly what per_persona trains without a grid
+    # (with test_fleet's recipe member == alone, the kept adapters are the kept recipe's own).
+    settings = resolve_settings(epochs=1)
+    single_bank = run(tmp_path / "single", settings, {"grid": {"lr": [settings.lr]}})
+    plain_bank = run(tmp_path / "plain", settings, {})
+    personas = [n for n in plain_bank.names() if n.startswith("persona/")]
+    assert personas and sorted(personas) == sorted(n for n in single_bank.names() if n.startswith("persona/"))
+    for name in personas:
+        ours, theirs = single_bank.read_weights(name), plain_bank.read_weights(name)
+        for path in ours:
+            torch.testing.assert_close(ours[path].B, theirs[path].B, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("grid, message", [
+    ({"lr": [1e-3], "batch_size": [4]}, "must map 'lr' and/or 'epochs'"),
+    ({"lr": []}, "non-empty list of positive numbers"),
+    ({"lr": [-1e-3]}, "non-empty list of positive numbers"),
+    ({"epochs": [0, 2]}, "whole numbers of at least 1"),
+    ({"epochs": [1.5]}, "whole numbers of at least 1"),
+    ({"lr": [1e-4, 2e-4, 5e-4, 1e-3, 2e-3], "epochs": [1, 2, 3, 4]}, "at most 16"),
+    ("fast", "must map 'lr' and/or 'epochs'"),
+])
+def test_a_bad_recipe_grid_is_a_clear_error(synth_dir, tmp_path, capsys, grid, message):
+    assert main(["train", "--data", str(synth_dir), "--out", str(tmp_path / "run"), "--model", "tiny-classifier",
+                 "--strategy", "per_persona", "--set", f"grid={json.dumps(grid)}", "--quiet"]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run" / "personalizer.json").exists()

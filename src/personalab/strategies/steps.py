@@ -168,19 +168,33 @@ def train_group_adapters(
 
 
 def _train_fleet_into_bank(context, members, settings, wanted, on_top_of_unified, label) -> None:
+    engine, results = train_members(context, members, settings, on_top_of_unified, label)
+    for member in members:
+        save_member(context, engine, member.name, member, results[member.name], wanted[member.name], on_top_of_unified)
+    engine.unwrap()  # leave the backend's base model as it was, for the next step
+
+
+def train_members(context, members, settings, on_top_of_unified, label) -> tuple[Any, dict[str, Any]]:
+    """``members`` fleet-trained over the unified adapter (when asked) in an engine on the
+    backend's base model; returns the engine (the caller saves from it, then unwraps it) and
+    each member's training result."""
     backend = context.backend
     under = Route.single(UNIFIED) if on_top_of_unified else Route({})
     engine = context.bank.load_engine(backend.model, [UNIFIED], backend.target_modules(settings.target_roles))
+    # Dropout masks come from the global generator: seeded here, a fleet trains the same
+    # whether what came before it in this process (unified trained or reused, ...) drew or not.
+    seed_everything(context.seed)
     results = train_fleet(backend, engine, members, settings, context.seed, under=under,
                           progress=context.progress, label=label)
-    base_path = str(backend.resolved.path)
-    for member in members:
-        result = results[member.name]
-        context.bank.save_weights(
-            member.name, engine.adapter_weights(member.name), base_path,
-            data={"rows": len(member.train)}, scores={"val_loss": result.best_val_loss},
-            config_hash=context.config_hash, fingerprint=wanted[member.name],
-            on_top_of=UNIFIED if on_top_of_unified else None,
-        )
-        context.records.setdefault("training", {})[member.name] = result.to_dict()
-    engine.unwrap()  # leave the backend's base model as it was, for the next step
+    return engine, results
+
+
+def save_member(context, engine, name, member, result, wanted, on_top_of_unified, data=None) -> None:
+    """A trained member's weights saved as bank adapter ``name``, with its training record."""
+    context.bank.save_weights(
+        name, engine.adapter_weights(member.name), str(context.backend.resolved.path),
+        data={"rows": len(member.train), **(data or {})}, scores={"val_loss": result.best_val_loss},
+        config_hash=context.config_hash, fingerprint=wanted,
+        on_top_of=UNIFIED if on_top_of_unified else None,
+    )
+    context.records.setdefault("training", {})[name] = result.to_dict()

@@ -2,7 +2,8 @@
 
 Each adapter ("member") has its own rows, its own seeded stream of mini-batches, its own
 learning-rate schedule, optimizer state and early stopping, exactly as if it were trained
-alone; a fleet step simply runs several members' next mini-batches in one forward pass of the
+alone (a member may also bring its own learning rate and epochs: a grid of recipes trains as
+one fleet); a fleet step simply runs several members' next mini-batches in one forward pass of the
 multi-LoRA engine, each row through its own adapter (plus optional frozen adapters beneath,
 e.g. ``unified`` for adapters trained on top of it). The loss is the sum over members of each
 member's mean loss, so every adapter gets the gradient it would get alone; adapters absent
@@ -31,11 +32,21 @@ from personalab.train.presets import TrainSettings
 
 @dataclass
 class Member:
-    """One adapter of the fleet and the rows it learns from."""
+    """One adapter of the fleet, the rows it learns from, and its own ``lr`` and ``epochs``
+    when they differ from the fleet's settings (a recipe grid; the rest is the fleet's)."""
 
     name: str
     train: list[Example]
     val: list[Example]
+    lr: float | None = None
+    epochs: int | None = None
+    seed_key: str | None = None
+    """The name its seed is drawn from (default: its own): a recipe's copy of ``persona/p``
+    draws ``persona/p``'s seed, so two recipes of one persona differ by the recipe alone."""
+
+    @property
+    def seed_name(self) -> str:
+        return self.seed_key or self.name
 
 
 def member_seed(seed: int, name: str) -> int:
@@ -66,28 +77,30 @@ class Fleet:
     def __init__(self, backend, engine, members, settings, seed, under):
         self.backend, self.engine, self.settings = backend, engine, settings
         self.members = {m.name: m for m in members}
+        self.lrs = {m.name: settings.lr if m.lr is None else m.lr for m in members}
+        self.epochs = {m.name: settings.epochs if m.epochs is None else m.epochs for m in members}
         self.route_id = {m.name: i for i, m in enumerate(members)}
         targets = backend.target_modules(settings.target_roles)
         for m in members:
-            weights = new_lora_weights(engine, targets, settings, member_seed(seed, m.name))
+            weights = new_lora_weights(engine, targets, settings, member_seed(seed, m.seed_name))
             engine.add_adapter(m.name, weights, trainable=True, dropout=settings.dropout)
         engine.set_routes([Route({**(under.to_json() if under else {}), m.name: 1.0}) for m in members])
         self.params = {m.name: engine.adapter_parameters(m.name) for m in members}
-        groups = [{"params": self.params[m.name], "name": m.name} for m in members]
+        groups = [{"params": self.params[m.name], "name": m.name, "lr": self.lrs[m.name]} for m in members]
         self.optimizer = torch.optim.AdamW(groups, lr=settings.lr, weight_decay=settings.weight_decay)
         self.group = {g["name"]: g for g in self.optimizer.param_groups}
-        self.generators = {m.name: torch.Generator().manual_seed(member_seed(seed, m.name)) for m in members}
+        self.generators = {m.name: torch.Generator().manual_seed(member_seed(seed, m.seed_name)) for m in members}
         self.steps_done = defaultdict(int)
         per_epoch = {m.name: math.ceil(len(m.train) / settings.batch_size) for m in members}
-        self.total_steps = {name: n * settings.epochs for name, n in per_epoch.items()}
+        self.total_steps = {name: n * self.epochs[name] for name, n in per_epoch.items()}
 
     def lr(self, name: str) -> float:
         """Linear warmup then linear decay over the member's own steps (as ``loop.py``)."""
-        step, total = self.steps_done[name], self.total_steps[name]
+        step, total, peak = self.steps_done[name], self.total_steps[name], self.lrs[name]
         warmup = int(self.settings.warmup_ratio * total)
         if step < warmup:
-            return self.settings.lr * step / max(1, warmup)
-        return self.settings.lr * max(0.0, (total - step) / max(1, total - warmup))
+            return peak * step / max(1, warmup)
+        return peak * max(0.0, (total - step) / max(1, total - warmup))
 
     def epoch_steps(self, active: Sequence[str], rows_per_step: int) -> list[list[tuple[str, list[int]]]]:
         """This epoch's fleet steps: members' mini-batches, interleaved round-robin and packed
@@ -171,7 +184,8 @@ def train_fleet(
     best = {n: fleet.snapshot(n) for n in names}
     active = list(names)
     bar = tqdm(total=sum(fleet.total_steps.values()), desc=label, unit="adapter-step", disable=not progress)
-    for epoch in range(1, settings.epochs + 1):
+    for epoch in range(1, max(fleet.epochs.values(), default=0) + 1):
+        active = [n for n in active if epoch <= fleet.epochs[n]]  # members past their own epochs rest
         if not active:
             break
         engine.train()

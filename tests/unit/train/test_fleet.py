@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -86,3 +88,26 @@ def test_each_member_keeps_its_own_best_epoch(dataset):
         assert len(result.train_loss) == min(settings.epochs, result.best_epoch + settings.patience)
     # at this learning rate some members overshoot and stop after two epochs while others go on
     assert sorted(len(r.train_loss) for r in results.values()) == [2, 2, 3, 3]
+
+
+def test_a_member_with_its_own_recipe_equals_it_trained_alone_under_that_recipe(dataset):
+    """A recipe grid trains as one fleet: a member carrying its own lr and epochs (and its
+    persona's seed) ends exactly as that persona's adapter trained alone with those settings,
+    while its copy under the fleet's recipe differs."""
+    pid = sorted(dataset.personas)[0]
+    plain = members(dataset, [pid])[0]
+    own = Member("recipe1/" + plain.name, plain.train, plain.val, lr=1e-3, epochs=3, seed_key=plain.name)
+    backend, engine = engine_for(dataset)
+    grid = train_fleet(backend, engine, [plain, own], replace(SETTINGS, patience=3), seed=3, progress=False)
+    backend_alone, alone_engine = engine_for(dataset)
+    alone = train_fleet(backend_alone, alone_engine, [plain], replace(SETTINGS, lr=1e-3, epochs=3, patience=3),
+                        seed=3, progress=False)
+
+    assert len(grid[own.name].val_loss) == 4 and len(grid[plain.name].val_loss) == 3  # own epochs each
+    assert grid[own.name].val_loss == pytest.approx(alone[plain.name].val_loss, rel=1e-5)
+    recipe, by_itself, fleet_recipe = (engine.adapter_weights(own.name), alone_engine.adapter_weights(plain.name),
+                                       engine.adapter_weights(plain.name))
+    for path in recipe:
+        torch.testing.assert_close(recipe[path].B, by_itself[path].B, rtol=1e-4, atol=1e-6)
+    assert grid[own.name].best_epoch > 0  # it moved from where it started
+    assert any(not torch.allclose(recipe[path].B, fleet_recipe[path].B) for path in recipe)
