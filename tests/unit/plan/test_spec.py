@@ -36,7 +36,7 @@ def test_every_shipped_plan_loads(path):
     assert spec.baseline.strategy == "unified" and spec.candidates
     for strategy in spec.strategies():
         spec.run_config(strategy)  # the settings resolve
-    assert spec.select_on == "val" and spec.stop == "first_win" and spec.acceptance.harm_alpha == 0.05
+    assert spec.select_on == "val" and spec.acceptance.harm_alpha == 0.05  # picked on val, harm checked
 
 
 def test_the_playbook_follows_the_tree_in_cost_order():
