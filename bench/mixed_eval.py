@@ -50,6 +50,7 @@ from peft import PeftModel
 
 from common import base_parser, finish, load_backend, model_names, persona_rows, setup, timed
 from personalab.engine import LoraWeights, MultiLoraModel, Route, write_peft_adapter
+from personalab.models.decoding import GenerationSettings
 from personalab.train.fleet import new_lora_weights
 from personalab.train.presets import resolve_settings
 
@@ -155,6 +156,8 @@ def run_model(name: str, args, device: str, quick: bool) -> dict:
     if backend.kind == "causal_lm":
         by_persona = {pid: [i for i, row in enumerate(rows) if row.persona_id == pid] for pid in names}
 
+        settings = GenerationSettings(max_new_tokens=args.max_new_tokens)
+
         def generate_all(per_call: int):
             def work(warmup: bool) -> tuple[dict[int, str], dict[int, str | None]]:
                 answers = {}
@@ -162,7 +165,7 @@ def run_model(name: str, args, device: str, quick: bool) -> dict:
                     peft.set_adapter(pid)
                     for start in range(0, 1 if warmup else len(indices), per_call):
                         chunk = indices[start : start + per_call]
-                        texts = backend.generate(peft, [rows[i] for i in chunk], max_new_tokens=args.max_new_tokens)
+                        texts = backend.generate(peft, [rows[i] for i in chunk], settings=settings)
                         answers.update(zip(chunk, texts))
                     if warmup:
                         break
