@@ -22,9 +22,10 @@ from personalab.evaluate.compare import METRICS, compare_runs
 
 
 def evaluate_repeats(root: Path, split: str, metrics: dict[str, Any], progress: bool = True,
-                     say: Callable[[str], None] = print) -> list[dict[str, Any]]:
+                     say: Callable[[str], None] = print, generation: Any = None) -> list[dict[str, Any]]:
     """Evaluate every repeat of the run at ``root`` on ``split`` (``metrics``: the run's own,
-    just evaluated) and record accuracy and macro-F1 per seed in the run's metrics.json.
+    just evaluated; ``generation``: its generation settings) and record the run's two main
+    figures per seed (accuracy and macro-F1, or ROUGE-L and BLEU) in the run's metrics.json.
     Returns that list, empty when the run has no repeats."""
     # Imported here: comparing reads only files, and should not wait for torch to load.
     from personalab.evaluate.evaluation import evaluate_run
@@ -38,16 +39,23 @@ def evaluate_repeats(root: Path, split: str, metrics: dict[str, Any], progress: 
     for number, (seed, folder) in enumerate(repeats, 2):
         say(f"evaluating repeat {number} of {len(runs)} (seed {seed}): {folder}")
         # The references need no adapter, so the seed changes nothing in them: shown once, with the run.
-        repeat = evaluate_run(folder, split, progress=progress, references=False)
+        repeat = evaluate_run(folder, split, progress=progress, references=False, generation=generation)
         results.append(_seed_result(seed, repeat, folder.relative_to(root)))
     metrics["repeats"] = results
     atomic_write_text(Path(root) / "eval" / split / METRICS, json.dumps(metrics, indent=2))
     return results
 
 
+# The two figures recorded per seed, by the run's headline metric, and how each is printed.
+FIGURES = {"accuracy": ("accuracy", "macro_f1"), "rougeL": ("rougeL", "bleu")}
+SHOWN = {"accuracy": ("accuracy", "{:.2%}"), "macro_f1": ("macro-F1", "{:.4f}"), "rougeL": ("ROUGE-L", "{:.2%}"),
+         "bleu": ("BLEU", "{:.2f}")}
+
+
 def _seed_result(seed: int, metrics: dict[str, Any], folder: Path) -> dict[str, Any]:
     # The folder, relative to the run, lets a comparison find each seed's predictions.
-    return {"seed": seed, "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "run": folder.as_posix()}
+    figures = FIGURES[metrics.get("headline", "accuracy")]
+    return {"seed": seed, **{name: metrics[name] for name in figures}, "run": folder.as_posix()}
 
 
 def spread(values) -> tuple[float, float]:
@@ -58,13 +66,15 @@ def spread(values) -> tuple[float, float]:
 
 
 def format_repeats(repeats: list[dict[str, Any]]) -> str:
-    """The accuracy and macro-F1 under each seed, then their mean and standard deviation."""
+    """The two figures under each seed, then their mean and standard deviation."""
+    first, second = FIGURES["rougeL" if "rougeL" in repeats[0] else "accuracy"]
+    (label_1, shown_1), (label_2, shown_2) = SHOWN[first], SHOWN[second]
     lines = [f"  repeats: the same run trained under {len(repeats)} seeds", "",
-             f"    {'seed':<12}{'accuracy':>10}{'macro-F1':>12}"]
-    lines += [f"    {r['seed']:<12}{r['accuracy']:>10.2%}{r['macro_f1']:>12.4f}" for r in repeats]
-    accuracy, f1 = spread([r["accuracy"] for r in repeats]), spread([r["macro_f1"] for r in repeats])
-    lines += [f"    {'mean':<12}{accuracy[0]:>10.2%}{f1[0]:>12.4f}",
-              f"    {'std. dev.':<12}{accuracy[1] * 100:>6.2f} pts{f1[1]:>12.4f}"]
+             f"    {'seed':<12}{label_1:>10}{label_2:>12}"]
+    lines += [f"    {r['seed']:<12}{shown_1.format(r[first]):>10}{shown_2.format(r[second]):>12}" for r in repeats]
+    one, two = spread([r[first] for r in repeats]), spread([r[second] for r in repeats])
+    lines += [f"    {'mean':<12}{shown_1.format(one[0]):>10}{shown_2.format(two[0]):>12}",
+              f"    {'std. dev.':<12}{one[1] * 100:>6.2f} pts{shown_2.format(two[1]):>12}"]
     return "\n".join(lines)
 
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from personalab.data.schema import Example
 from personalab.engine import Route
+from personalab.errors import PersonalabError
 from personalab.routing import RoutingTable, score_routes, score_tables
 from personalab.strategies.base import FitContext
 from personalab.strategies.steps import UNIFIED
@@ -20,6 +21,12 @@ class RouteScorer:
     for many scoring calls; ``close()`` leaves the model as it was."""
 
     def __init__(self, context: FitContext, names: Sequence[str]):
+        if context.dataset.spec.task == "generation":
+            # Every caller chooses something by the choice scores of a label set.
+            raise PersonalabError(
+                "this strategy chooses its weights by scoring validation rows against the task's label set, "
+                "and a generation dataset has none; for generation use unified, per_persona, per_cluster, "
+                "from_unified or persona_token")
         self.context = context
         self.engine = context.bank.load_engine(context.backend.model, sorted({UNIFIED, *names}))
 

@@ -1,0 +1,90 @@
+"""A generation dataset end to end on the tiny causal LM, through the CLI: train, evaluate
+(ROUGE, BLEU, own-vs-other, generated text in the predictions), and every bad input the
+generation path refuses with a clear message and exit code 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from personalab.cli.main import main
+from personalab.data import write_dataset
+from personalab.data.schema import DatasetSpec, Example, Persona
+
+EMAILS = ["send me the numbers today", "the meeting is moved to monday", "fix the printer now",
+          "where is my report", "call the client back", "we need more chairs"]
+STYLES = {"p1": "Hello, {} please. Thanks!", "p2": "Hi team: {}. Regards", "p3": "{}!!"}
+# Rows 0-3 train, 4 val, 5 test: every persona rewrites every email, so each test row has two
+# other personas' rewrites of its input (own-vs-other has pairs).
+SPLITS = ["train"] * 4 + ["val", "test"]
+FAST = ["--epochs", "1", "--batch-size", "8", "--quiet"]
+SHORT = ["--max-new-tokens", "4", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def gen_data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("gen-data")
+    personas = {pid: Persona(pid, f"writer {pid}") for pid in STYLES}
+    examples = [Example(pid, email, style.format(email), split, example_id=f"{pid}-{i}")
+                for pid, style in STYLES.items() for i, (email, split) in enumerate(zip(EMAILS, SPLITS))]
+    write_dataset(root, DatasetSpec(name="gen", task="generation"), personas, examples)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(gen_data, tmp_path_factory) -> dict[str, Path]:
+    """unified, and per_persona on top of it, trained once for the module."""
+    root = tmp_path_factory.mktemp("gen-runs")
+    runs = {"unified": root / "unified", "per_persona": root / "personas"}
+    assert main(["train", "--data", str(gen_data), "--model", "tiny-causal-lm", "--out", str(runs["unified"]), *FAST]) == 0
+    assert main(["train", "--data", str(gen_data), "--model", "tiny-causal-lm", "--strategy", "per_persona",
+                 "--on-top-of", "unified", "--set", "min_train_rows=2", "--reuse", str(runs["unified"]),
+                 "--out", str(runs["per_persona"]), *FAST]) == 0
+    for run in runs.values():
+        assert main(["evaluate", str(run), *SHORT]) == 0
+    return runs
+
+
+def test_evaluate_writes_generation_metrics_and_texts(trained, capsys):
+    metrics = json.loads((trained["per_persona"] / "eval" / "test" / "metrics.json").read_text())
+    assert metrics["headline"] == "rougeL" and metrics["n"] == 3
+    for name in ("rouge1", "rouge2", "rougeL", "bleu", "exact_match", "length", "sentence_bleu"):
+        assert 0 <= metrics[name] <= (100 if name in ("bleu", "length") else 1)
+    assert set(metrics["per_persona"]) == set(STYLES)
+    assert metrics["own_vs_other"]["rows"] == 3 and metrics["own_vs_other"]["pairs"] == 6
+    assert metrics["generation"]["max_new_tokens"] == 4
+    lines = [json.loads(line) for line in (trained["per_persona"] / "eval" / "test" / "predictions.jsonl").open()]
+    assert {line["persona_id"] for line in lines} == set(STYLES)
+    assert all(isinstance(line["predicted"], str) and "rougeL" in line["metrics"] for line in lines)
+    assert lines[0]["route"] == {f"persona/{lines[0]['persona_id']}": 1.0, "unified": 1.0}
+    assert main(["evaluate", str(trained["unified"]), *SHORT]) == 0
+    printed = capsys.readouterr().out
+    assert "ROUGE-L" in printed and "BLEU" in printed and "own vs other" in printed
+
+
+def test_sampling_is_reproducible_from_the_command_line(trained):
+    def sampled(seed: int) -> list[str]:
+        assert main(["evaluate", str(trained["unified"]), "--split", "val", "--sample", "--temperature", "3",
+                     "--seed", str(seed), "--max-new-tokens", "6", "--quiet"]) == 0
+        path = trained["unified"] / "eval" / "val" / "predictions.jsonl"
+        return [json.loads(line)["predicted"] for line in path.open()]
+
+    assert sampled(1) == sampled(1) != sampled(2)
+
+
+def test_a_generation_dataset_with_the_encoder_classifier_is_refused(gen_data, tmp_path, capsys):
+    assert main(["train", "--data", str(gen_data), "--model", "tiny-classifier", "--out", str(tmp_path / "r"), *FAST]) == 2
+    assert "generation task" in capsys.readouterr().err
+
+
+def test_strategies_that_score_a_label_set_are_refused(trained, gen_data, tmp_path, capsys):
+    code = main(["train", "--data", str(gen_data), "--model", "tiny-causal-lm", "--strategy", "weighted_merge",
+                 "--on-top-of", "unified", "--reuse", str(trained["per_persona"]), "--out", str(tmp_path / "m"), *FAST])
+    assert code == 2 and "generation dataset has none" in capsys.readouterr().err
+
+
+def test_nonsense_generation_settings_are_refused(trained, capsys):
+    assert main(["evaluate", str(trained["unified"]), "--sample", "--temperature", "0", "--quiet"]) == 2
+    assert "temperature" in capsys.readouterr().err
