@@ -21,7 +21,8 @@ from personalab.data.atomic import atomic_write_jsonl, atomic_write_text
 from personalab.errors import PersonalabError
 from personalab.evaluate.metrics import classification_metrics
 from personalab.evaluate.references import REFERENCES, reference_accuracies, unavailable_references
-from personalab.evaluate.text_metrics import LABELS, ROW_METRICS, generation_metrics, own_vs_other, row_scores
+from personalab.evaluate.figures import label
+from personalab.evaluate.text_metrics import ROW_METRICS, generation_metrics, own_vs_other, row_scores
 from personalab.models.decoding import GenerationSettings
 from personalab.routing import generate, predict
 from personalab.rundir import Run, open_run, training_records
@@ -145,8 +146,7 @@ def format_metrics(metrics: dict[str, Any]) -> str:
         lines.append(f"\n  {len(metrics['default_route_personas'])} personas used the default route (no adapter of their own)")
     cold = metrics.get("cold_start")
     if cold and cold.get("new_personas") is not None:
-        label = LABELS.get(cold["metric"], cold["metric"])
-        lines.append(f"\n  {cold['personas']} personas were held out of training (cold start): {label} "
+        lines.append(f"\n  {cold['personas']} personas were held out of training (cold start): {label(cold['metric'])} "
                      f"{_percent(cold['new_personas'])} on their {cold['rows']} rows, "
                      f"{_percent(cold['trained_personas'])} on the others")
     if metrics.get("train_seconds"):
@@ -165,7 +165,7 @@ def _classification_lines(metrics: dict[str, Any]) -> list[str]:
 
 def _generation_lines(metrics: dict[str, Any]) -> list[str]:
     """ROUGE and exact match as percentages, BLEU on sacrebleu's 0-100 scale, lengths in words."""
-    lines = [f"  {LABELS[name] + ' (mean F)' * name.startswith('rouge'):<{_WIDTH}}{_percent(metrics[name]):>8}"
+    lines = [f"  {label(name) + ' (mean F)' * name.startswith('rouge'):<{_WIDTH}}{_percent(metrics[name]):>8}"
              for name in ROW_METRICS if name != "sentence_bleu"]
     lines += [f"  {'BLEU (corpus, 0-100)':<{_WIDTH}}{metrics['bleu']:>8.2f}",
               f"  {'output length, words (reference)':<{_WIDTH}}{metrics['length']:>8.1f}   "
@@ -183,8 +183,8 @@ def _generation_lines(metrics: dict[str, Any]) -> list[str]:
 def _per_persona_line(metrics: dict[str, Any], name: str) -> str:
     values = np.array([p[name] for p in metrics["per_persona"].values()])
     q1, median, q3 = np.percentile(values, [25, 50, 75])
-    label = f"per-persona {LABELS.get(name, name)}: median"
-    return f"  {label:<{_WIDTH}}{median:>8.2%}   (IQR {q1:.1%} to {q3:.1%})"
+    text = f"per-persona {label(name)}: median"
+    return f"  {text:<{_WIDTH}}{median:>8.2%}   (IQR {q1:.1%} to {q3:.1%})"
 
 
 def _percent(value: float) -> str:

@@ -18,7 +18,8 @@ from typing import Any, Callable
 import numpy as np
 
 from personalab.data.atomic import atomic_write_text
-from personalab.evaluate.compare import METRICS, compare_runs
+from personalab.evaluate.compare import METRICS, compare_runs, metric_label
+from personalab.evaluate.figures import companion, label, shown
 
 
 def evaluate_repeats(root: Path, split: str, metrics: dict[str, Any], progress: bool = True,
@@ -46,16 +47,11 @@ def evaluate_repeats(root: Path, split: str, metrics: dict[str, Any], progress: 
     return results
 
 
-# The two figures recorded per seed, by the run's headline metric, and how each is printed.
-FIGURES = {"accuracy": ("accuracy", "macro_f1"), "rougeL": ("rougeL", "bleu")}
-SHOWN = {"accuracy": ("accuracy", "{:.2%}"), "macro_f1": ("macro-F1", "{:.4f}"), "rougeL": ("ROUGE-L", "{:.2%}"),
-         "bleu": ("BLEU", "{:.2f}")}
-
-
 def _seed_result(seed: int, metrics: dict[str, Any], folder: Path) -> dict[str, Any]:
     # The folder, relative to the run, lets a comparison find each seed's predictions.
-    figures = FIGURES[metrics.get("headline", "accuracy")]
-    return {"seed": seed, **{name: metrics[name] for name in figures}, "run": folder.as_posix()}
+    headline = metrics.get("headline", "accuracy")
+    return {"seed": seed, "headline": headline, headline: metrics[headline],
+            companion(headline): metrics[companion(headline)], "run": folder.as_posix()}
 
 
 def spread(values) -> tuple[float, float]:
@@ -67,14 +63,14 @@ def spread(values) -> tuple[float, float]:
 
 def format_repeats(repeats: list[dict[str, Any]]) -> str:
     """The two figures under each seed, then their mean and standard deviation."""
-    first, second = FIGURES["rougeL" if "rougeL" in repeats[0] else "accuracy"]
-    (label_1, shown_1), (label_2, shown_2) = SHOWN[first], SHOWN[second]
+    first = repeats[0].get("headline", "accuracy")
+    second = companion(first)
     lines = [f"  repeats: the same run trained under {len(repeats)} seeds", "",
-             f"    {'seed':<12}{label_1:>10}{label_2:>12}"]
-    lines += [f"    {r['seed']:<12}{shown_1.format(r[first]):>10}{shown_2.format(r[second]):>12}" for r in repeats]
+             f"    {'seed':<12}{label(first):>10}{label(second):>12}"]
+    lines += [f"    {r['seed']:<12}{shown(first, r[first]):>10}{shown(second, r[second]):>12}" for r in repeats]
     one, two = spread([r[first] for r in repeats]), spread([r[second] for r in repeats])
-    lines += [f"    {'mean':<12}{shown_1.format(one[0]):>10}{shown_2.format(two[0]):>12}",
-              f"    {'std. dev.':<12}{one[1] * 100:>6.2f} pts{shown_2.format(two[1]):>12}"]
+    lines += [f"    {'mean':<12}{shown(first, one[0]):>10}{shown(second, two[0]):>12}",
+              f"    {'std. dev.':<12}{one[1] * 100:>6.2f} pts{shown(second, two[1]):>12}"]
     return "\n".join(lines)
 
 
@@ -104,18 +100,19 @@ def evaluated_seeds(run: Path, split: str) -> dict[int, Path]:
 
 def _gain(seed: int, comparison: dict[str, Any]) -> dict[str, Any]:
     overall = comparison["overall"]
-    return {"seed": seed, "accuracy_a": overall["accuracy_a"], "accuracy_b": overall["accuracy_b"],
+    return {"seed": seed, "metric": overall.get("metric", "accuracy"), "score_a": overall["score_a"], "score_b": overall["score_b"],
             "difference": overall["difference"], "ci_low": overall["ci_low"], "ci_high": overall["ci_high"],
             "confidence": overall["confidence"], "p_value": overall["p_value"]}
 
 
 def format_repeat_gains(result: dict[str, Any]) -> str:
     """B - A under each seed with its CI and p, then the mean and spread of the gains."""
+    name = metric_label(result["gains"][0])
     lines = [f"repeats: B - A under each of {len(result['seeds'])} training seeds (persona-level CI and p, as above)",
-             "", f"  {'seed':<8}{'accuracy A':>12}{'accuracy B':>12}{'B - A':>12}{'CI of B - A':>26}{'p':>9}"]
+             "", f"  {'seed':<8}{name + ' A':>12}{name + ' B':>12}{'B - A':>12}{'CI of B - A':>26}{'p':>9}"]
     for g in result["gains"]:
         ci = f"{g['ci_low'] * 100:+.2f} to {g['ci_high'] * 100:+.2f} pts"
-        lines.append(f"  {g['seed']:<8}{g['accuracy_a']:>12.2%}{g['accuracy_b']:>12.2%}"
+        lines.append(f"  {g['seed']:<8}{g['score_a']:>12.2%}{g['score_b']:>12.2%}"
                      f"{g['difference'] * 100:>+8.2f} pts{ci:>26}{_p(g['p_value']):>9}")
     n = len(result["seeds"])
     lines += ["", f"  mean B - A {result['mean'] * 100:+.2f} pts, standard deviation {result['sd'] * 100:.2f} pts "

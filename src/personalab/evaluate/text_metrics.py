@@ -29,8 +29,6 @@ from personalab.data.schema import Example
 
 ROUGE = ("rouge1", "rouge2", "rougeL")
 ROW_METRICS = (*ROUGE, "sentence_bleu", "exact_match")
-LABELS = {"rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L", "sentence_bleu": "sentence BLEU",
-          "exact_match": "exact match", "bleu": "BLEU"}
 
 
 @lru_cache(maxsize=1)
