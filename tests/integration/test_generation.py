@@ -64,12 +64,37 @@ def test_evaluate_writes_generation_metrics_and_texts(trained, capsys):
     assert "ROUGE-L" in printed and "BLEU" in printed and "own vs other" in printed
 
 
+def predicted(run: Path, split: str = "test") -> list[str]:
+    return [json.loads(line)["predicted"] for line in (run / "eval" / split / "predictions.jsonl").open()]
+
+
+def test_an_ensemble_tunes_its_weight_by_validation_rouge_and_mixes_per_step(trained, gen_data, tmp_path):
+    """unified + persona_token (whose rows carry an identifier: the members' prompts differ),
+    its weight chosen on the validation rows by the ROUGE-L of answers generated under each."""
+    out = tmp_path / "ensemble"
+    assert main(["train", "--data", str(gen_data), "--model", "tiny-causal-lm", "--strategy", "ensemble",
+                 "--set", "second=persona_token", "--reuse", str(trained["unified"]), "--out", str(out), *FAST]) == 0
+    record = json.loads((out / "training.json").read_text())["ensemble"]
+    assert len(record["val_rougeL_by_weight"]) == 11 and record["weight"] in [float(w) for w in record["val_rougeL_by_weight"]]
+    assert main(["evaluate", str(out), *SHORT]) == 0
+    route = json.loads((out / "eval" / "test" / "predictions.jsonl").open().readline())["route"]
+    assert [m["route"] for m in route["ensemble"]] == [{"unified": 1.0}, {"unified_token": 1.0}]
+
+
+def test_an_ensemble_of_weight_one_generates_what_its_first_member_does(trained, gen_data, tmp_path):
+    out = tmp_path / "ensemble-1"
+    assert main(["train", "--data", str(gen_data), "--model", "tiny-causal-lm", "--strategy", "ensemble",
+                 "--set", "second=persona_token", "--set", "weight=1.0", "--reuse", str(trained["unified"]),
+                 "--out", str(out), *FAST]) == 0
+    assert main(["evaluate", str(out), *SHORT]) == 0 and main(["evaluate", str(trained["unified"]), *SHORT]) == 0
+    assert predicted(out) == predicted(trained["unified"])
+
+
 def test_sampling_is_reproducible_from_the_command_line(trained):
     def sampled(seed: int) -> list[str]:
         assert main(["evaluate", str(trained["unified"]), "--split", "val", "--sample", "--temperature", "3",
                      "--seed", str(seed), "--max-new-tokens", "6", "--quiet"]) == 0
-        path = trained["unified"] / "eval" / "val" / "predictions.jsonl"
-        return [json.loads(line)["predicted"] for line in path.open()]
+        return predicted(trained["unified"], "val")
 
     assert sampled(1) == sampled(1) != sampled(2)
 

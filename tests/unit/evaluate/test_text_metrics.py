@@ -32,6 +32,14 @@ def test_row_scores_are_rouge_score_and_sacrebleu(generated, reference):
     assert scores["exact_match"] == float(generated.strip() == reference.strip())
 
 
+@pytest.mark.parametrize("generated, reference", PAIRS)
+def test_the_strategies_rouge_l_is_evaluations(generated, reference):
+    """Strategies (a layer below evaluate) tune ensemble weights by their own ROUGE-L call."""
+    from personalab.strategies.validation import rouge_l
+
+    assert rouge_l(generated, reference) == row_scores(generated, reference)["rougeL"]
+
+
 def test_overall_and_per_persona_figures():
     scores = [row_scores(g, r) for g, r in PAIRS]
     metrics = generation_metrics(ROWS, PREDICTED, scores)
