@@ -90,6 +90,25 @@ def test_an_ensemble_of_weight_one_generates_what_its_first_member_does(trained,
     assert predicted(out) == predicted(trained["unified"])
 
 
+def test_predict_generates_what_evaluate_generated(trained, gen_data, capsys):
+    line = json.loads((trained["per_persona"] / "eval" / "test" / "predictions.jsonl").open().readline())
+    assert main(["predict", str(trained["per_persona"]), "--persona", line["persona_id"], *SHORT[:2],
+                 line["input"]]) == 0
+    out = capsys.readouterr().out
+    assert f"-> {line['predicted']!r}" in out and "persona/" in out
+
+
+def test_export_of_a_generation_ensemble_says_it_needs_a_client_that_mixes(trained, gen_data, tmp_path, capsys):
+    run = tmp_path / "ensemble"
+    assert main(["train", "--data", str(gen_data), "--model", "tiny-causal-lm", "--strategy", "ensemble",
+                 "--set", "second=per_persona", "--set", "weight=0.6", "--reuse", str(trained["per_persona"]),
+                 "--out", str(run), *FAST]) == 0
+    assert main(["export", str(run), "--out", str(tmp_path / "served")]) == 0
+    routing = json.loads((tmp_path / "served" / "routing.json").read_text())
+    assert routing["task"] == "generation" and "next-token distributions" in routing["note"]
+    assert "NOT servable by a single-adapter server" in capsys.readouterr().out
+
+
 def test_sampling_is_reproducible_from_the_command_line(trained):
     def sampled(seed: int) -> list[str]:
         assert main(["evaluate", str(trained["unified"]), "--split", "val", "--sample", "--temperature", "3",
