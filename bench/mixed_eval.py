@@ -48,10 +48,9 @@ from pathlib import Path
 import torch
 from peft import PeftModel
 
-from common import base_parser, finish, load_backend, model_names, persona_rows, setup, timed
-from personalab.engine import LoraWeights, MultiLoraModel, Route, write_peft_adapter
+from common import base_parser, finish, load_backend, model_names, persona_rows, random_adapters, setup, timed
+from personalab.engine import MultiLoraModel, Route, write_peft_adapter
 from personalab.models.decoding import GenerationSettings
-from personalab.train.fleet import new_lora_weights
 from personalab.train.presets import resolve_settings
 
 FULL = dict(personas=64, rows_per_persona=32)
@@ -71,16 +70,6 @@ class PeftByRoute(torch.nn.Module):
         if route_ids is not None:
             kwargs["adapter_names"] = [self.names[i] for i in route_ids.tolist()]
         return self.peft(*args, **kwargs)
-
-
-def random_adapters(engine, targets, names, settings, b_std: float, seed: int) -> dict[str, dict]:
-    adapters = {}
-    for i, name in enumerate(names):
-        weights = new_lora_weights(engine, targets, settings, seed=seed * 100_003 + i)
-        generator = torch.Generator().manual_seed(seed * 100_003 + i)
-        adapters[name] = {path: LoraWeights(w.A, torch.randn(w.B.shape, generator=generator) * b_std, w.scale)
-                          for path, w in weights.items()}
-    return adapters
 
 
 def parse_label(answer: str, choices) -> str | None:

@@ -262,7 +262,7 @@ class CausalLMBackend:
             for part in chunks(range(len(members[0])), self.generate_batch_size):
                 prompts = [self.prompt_ids(member[i]) for member in members for i in part]
                 ids = None if route_ids is None else torch.tensor([r[i] for r in route_ids for i in part])
-                tokens = decode(model, prompts, pad_token_id=self.tokenizer.pad_token_id, stop_ids=self._stop_ids,
+                tokens = decode(model, prompts, pad_token_id=self.tokenizer.pad_token_id, stop_ids=self.stop_ids,
                                 settings=settings, route_ids=ids, weights=weights, space=space,
                                 generator=generator, keep_logits=self._keeps_logits,
                                 cache_keyword=self._cache_keyword)
@@ -270,7 +270,7 @@ class CausalLMBackend:
         return answers
 
     @property
-    def _stop_ids(self) -> list[int]:
+    def stop_ids(self) -> list[int]:
         # The tokenizer's eos ends every training target; a chat model's generation config may
         # name more (Qwen2.5's <|im_end|> and <|endoftext|>): any of them ends an answer.
         configured = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)

@@ -29,7 +29,7 @@ def backend(tiny_causal_lm_path) -> CausalLMBackend:
 def tokens(backend, prompts, settings=EIGHT, stop_ids=None, **kwargs) -> list[list[int]]:
     with torch.inference_mode():
         return decode(backend.model, prompts, pad_token_id=backend.tokenizer.pad_token_id,
-                      stop_ids=backend._stop_ids if stop_ids is None else stop_ids, settings=settings,
+                      stop_ids=backend.stop_ids if stop_ids is None else stop_ids, settings=settings,
                       cache_keyword=backend._cache_keyword, **kwargs)
 
 
