@@ -75,6 +75,9 @@ def _baseline_line(plan: dict[str, Any], baseline: dict[str, Any]) -> Inline:
 def _score(metrics: dict[str, Any], split: str, metric: str) -> str:
     second = companion(metric)
     beside = f", {label_of(second)} {shown(second, metrics[second])}" if metrics.get(second) is not None else ""
+    share = (metrics.get("own_vs_other") or {}).get("share")
+    if share is not None:  # generation: does it write like its own persona? (50%: no more than like another)
+        beside += f", own-vs-other {share:.1%}"
     rows = f"{metrics['n']} {split} rows" if metrics.get("n") else f"the {split} rows"
     return f"{label_of(metric)} {shown(metric, metrics[metric])}{beside} on {rows}"
 

@@ -23,12 +23,13 @@ class Script:
     (default: the validation figures, and a harm check that finds nothing)."""
 
     def __init__(self, results: dict, silhouette: float = 0.3, slow: dict | None = None,
-                 fail: dict | None = None, test: dict | None = None):
+                 fail: dict | None = None, test: dict | None = None, metric: str = "accuracy"):
         self.results, self.silhouette, self.test = results, silhouette, test or {}
         self.slow = slow or {}  # name -> seconds its training takes, on the scripted clock
         self.now = 0.0  # the scripted clock: only scripted training moves it
         self.fail = fail or {}  # name -> exception its training raises
         self.calls: list[tuple[str, str]] = []
+        self.task = "generation" if metric != "accuracy" else "classification"  # what evaluate pretends
         self.metrics: set[str] = set()  # what the comparisons were asked to compare by
 
     def steps(self) -> Steps:
@@ -57,6 +58,9 @@ class Script:
         (folder / "predictions.jsonl").write_text((run_dir / "personalizer.json").read_text())
         (folder / "metrics.json").write_text("{}")
         difference = self.figures(run_dir.name.partition(".seed")[0], split)[0]
+        if self.task == "generation":  # what evaluate returns for generated text
+            return {"n": 100, "rouge1": 0.3 + difference, "rougeL": 0.2 + difference, "bleu": 5.0,
+                    "own_vs_other": {"share": 0.55, "rows": 40}}
         return {"n": 100, "accuracy": 0.6 + difference, "macro_f1": 0.55 + difference}
 
     def compare(self, baseline: Path, candidate: Path, split: str, rule, flag_split, metric) -> dict:
@@ -412,14 +416,15 @@ def test_a_plan_compares_by_accuracy_or_by_rouge_l_as_its_dataset_s_task_says(ma
     result = run_plan(make_spec([candidate("a")]), tmp_path / "classification", progress=False, steps=script.steps())
     assert script.metrics == {"accuracy"} and result.plan["metric"] == "accuracy"
     (data_dir / "dataset.yaml").write_text("name: scripted\ntask: generation\n")
-    script = Script({"a": (0.03, 0.01)})
+    script = Script({"a": (0.03, 0.01)}, metric="rougeL")
     result = run_plan(make_spec([candidate("a")]), tmp_path / "generation", progress=False, steps=script.steps())
     assert script.metrics == {"rougeL"} and result.plan["metric"] == "rougeL"
-    script = Script({"a": (0.03, 0.01)})
+    script = Script({"a": (0.03, 0.01)}, metric="rouge1")
     run_plan(make_spec([candidate("a")], metric="rouge1"), tmp_path / "rouge1", progress=False, steps=script.steps())
     assert script.metrics == {"rouge1"}
     report = (tmp_path / "rouge1" / "report.md").read_text()
-    assert "ROUGE-1" in report
+    assert "| strategy | ROUGE-1 | BLEU |" in report and "30.00%" in report  # the table shows the plan's metric
+    assert "ROUGE-1 30.00%, BLEU 5.00, own-vs-other 55.0% on 100 val rows" in report
 
 
 def test_a_metric_the_dataset_cannot_have_is_refused_before_anything_runs(make_spec, data_dir, tmp_path):
