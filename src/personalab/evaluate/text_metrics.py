@@ -14,7 +14,9 @@ and the own-vs-other personalization measure (BENCHMARK.md section 6).
   answered (in any split: their outputs are references, not training), whether the generation
   is closer by ROUGE-L to its own persona's output than to the other's; 1 when closer, 0 when
   farther, 1/2 on a tie, averaged over the other personas. The share over rows is 0.5 when the
-  model writes no more like the persona than like another one.
+  model writes no more like the persona than like another one. Under the row split the other
+  persona's output is often a training row, which a model that memorizes leans toward (the
+  share drops below 0.5); ``split_by: item`` keeps every rewrite of an input in one split.
 """
 
 from __future__ import annotations

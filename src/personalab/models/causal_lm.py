@@ -256,7 +256,7 @@ class CausalLMBackend:
         if len(members) != len(weights) or len({len(m) for m in members}) != 1:
             raise ValueError(f"need one weight per member and members of equal length, got {len(weights)} "
                              f"weights and members of {[len(m) for m in members]} rows")
-        generator = torch.Generator().manual_seed(settings.seed) if settings.sample else None
+        generator = torch.Generator(model_device(model)).manual_seed(settings.seed) if settings.sample else None
         answers: list[str] = []
         with eval_mode(model):
             for part in chunks(range(len(members[0])), self.generate_batch_size):

@@ -38,7 +38,8 @@ class GenerationSettings:
     temperature: float = 1.0
     """With ``sample``: the distribution's logits are divided by this first."""
     seed: int = 0
-    """With ``sample``: seeds the draws of one ``generate`` call."""
+    """With ``sample``: seeds the draws of one ``generate`` call (on the model's device: the same
+    seed draws differently on a CPU and a GPU)."""
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
@@ -73,7 +74,7 @@ def decode(
     positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
     next_position = mask.sum(dim=1, keepdim=True)
     stops = torch.tensor(sorted(set(stop_ids)), dtype=torch.long)
-    finished = torch.zeros(len(prompts) // copies, dtype=torch.bool)
+    finished = torch.zeros(len(prompts) // copies, dtype=torch.bool)  # on the host, like the tokens
     chosen, past = [], None
     extra = {"logits_to_keep": 1} if keep_logits else {}
     if route_ids is not None:
@@ -82,8 +83,8 @@ def decode(
         out = model(input_ids=input_ids.to(device), attention_mask=mask.to(device),
                     position_ids=positions.to(device), use_cache=True, **{cache_keyword: past}, **extra)
         past = getattr(out, cache_keyword)
-        logits = out.logits[:, -1].float().cpu().view(copies, len(finished), -1)
-        token = _next_token(logits, weights, space, settings, generator)
+        logits = out.logits[:, -1].float().view(copies, len(finished), -1)
+        token = _next_token(logits, weights, space, settings, generator).cpu()  # only the tokens leave the device
         token = token.masked_fill(finished, pad_token_id)  # finished rows only mark time
         chosen.append(token)
         finished |= torch.isin(token, stops)
@@ -92,7 +93,7 @@ def decode(
         input_ids = token.repeat(copies)[:, None]
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
         positions = next_position + step
-    return [_until_stop(row, stops) for row in torch.stack(chosen, dim=1).tolist()]
+    return [_until_stop(row, set(stops.tolist())) for row in torch.stack(chosen, dim=1).tolist()]
 
 
 def _next_token(logits: torch.Tensor, weights, space: Space, settings: GenerationSettings,
@@ -108,9 +109,8 @@ def _next_token(logits: torch.Tensor, weights, space: Space, settings: Generatio
     return torch.multinomial(probabilities, 1, generator=generator).squeeze(1)
 
 
-def _until_stop(tokens: list[int], stops: torch.Tensor) -> list[int]:
-    stop_set = set(stops.tolist())
+def _until_stop(tokens: list[int], stops: set[int]) -> list[int]:
     for i, token in enumerate(tokens):
-        if token in stop_set:
+        if token in stops:
             return tokens[:i]
     return tokens
