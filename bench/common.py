@@ -21,8 +21,10 @@ from typing import Any, Callable, Sequence
 import torch
 
 from personalab.data.schema import Example
+from personalab.engine import LoraWeights
 from personalab.data.synth import SynthConfig, synthesize
 from personalab.models import ModelSpec, build_backend
+from personalab.train.fleet import new_lora_weights
 
 # Benchmark model key -> default personalab model name (overridable with --causal-lm /
 # --classifier, e.g. a larger local model on a GPU).
@@ -64,6 +66,18 @@ def persona_rows(n_personas: int, n_train: int, n_val: int = 0) -> PersonaRows:
         train={p: split["train"][p][:n_train] for p in ids},
         val={p: split["val"][p][:n_val] for p in ids},
     )
+
+
+def random_adapters(engine, targets, names, settings, b_std: float, seed: int) -> dict[str, dict]:
+    """Seeded LoRA weights per adapter name, B drawn with std ``b_std`` (a fresh LoRA's B is 0:
+    every adapter would act as the base model)."""
+    adapters = {}
+    for i, name in enumerate(names):
+        weights = new_lora_weights(engine, targets, settings, seed=seed * 100_003 + i)
+        generator = torch.Generator().manual_seed(seed * 100_003 + i)
+        adapters[name] = {path: LoraWeights(w.A, torch.randn(w.B.shape, generator=generator) * b_std, w.scale)
+                          for path, w in weights.items()}
+    return adapters
 
 
 def model_names(args: argparse.Namespace) -> dict[str, str]:

@@ -48,9 +48,9 @@ from pathlib import Path
 import torch
 from peft import PeftModel
 
-from common import base_parser, finish, load_backend, model_names, persona_rows, setup, timed
-from personalab.engine import LoraWeights, MultiLoraModel, Route, write_peft_adapter
-from personalab.train.fleet import new_lora_weights
+from common import base_parser, finish, load_backend, model_names, persona_rows, random_adapters, setup, timed
+from personalab.engine import MultiLoraModel, Route, write_peft_adapter
+from personalab.models.decoding import GenerationSettings
 from personalab.train.presets import resolve_settings
 
 FULL = dict(personas=64, rows_per_persona=32)
@@ -70,16 +70,6 @@ class PeftByRoute(torch.nn.Module):
         if route_ids is not None:
             kwargs["adapter_names"] = [self.names[i] for i in route_ids.tolist()]
         return self.peft(*args, **kwargs)
-
-
-def random_adapters(engine, targets, names, settings, b_std: float, seed: int) -> dict[str, dict]:
-    adapters = {}
-    for i, name in enumerate(names):
-        weights = new_lora_weights(engine, targets, settings, seed=seed * 100_003 + i)
-        generator = torch.Generator().manual_seed(seed * 100_003 + i)
-        adapters[name] = {path: LoraWeights(w.A, torch.randn(w.B.shape, generator=generator) * b_std, w.scale)
-                          for path, w in weights.items()}
-    return adapters
 
 
 def parse_label(answer: str, choices) -> str | None:
@@ -155,6 +145,8 @@ def run_model(name: str, args, device: str, quick: bool) -> dict:
     if backend.kind == "causal_lm":
         by_persona = {pid: [i for i, row in enumerate(rows) if row.persona_id == pid] for pid in names}
 
+        settings = GenerationSettings(max_new_tokens=args.max_new_tokens)
+
         def generate_all(per_call: int):
             def work(warmup: bool) -> tuple[dict[int, str], dict[int, str | None]]:
                 answers = {}
@@ -162,7 +154,7 @@ def run_model(name: str, args, device: str, quick: bool) -> dict:
                     peft.set_adapter(pid)
                     for start in range(0, 1 if warmup else len(indices), per_call):
                         chunk = indices[start : start + per_call]
-                        texts = backend.generate(peft, [rows[i] for i in chunk], max_new_tokens=args.max_new_tokens)
+                        texts = backend.generate(peft, [rows[i] for i in chunk], settings=settings)
                         answers.update(zip(chunk, texts))
                     if warmup:
                         break

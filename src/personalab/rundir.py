@@ -297,7 +297,7 @@ def training_records(root: Path) -> dict[str, Any]:
 
 def _backend(config: RunConfig, dataset: Dataset) -> Backend:
     choices = _label_set(dataset)
-    return build_backend(config.model, choices, dataset.profiles, seed=config.seed)
+    return build_backend(config.model, choices, dataset.profiles, seed=config.seed, task=dataset.spec.task)
 
 
 def _label_set(dataset: Dataset) -> tuple[str, ...]:

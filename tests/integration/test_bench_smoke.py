@@ -71,3 +71,13 @@ def test_persona_identity_quick(tmp_path):
             assert low <= results[model][f"difference_{strategy}"] <= high
             assert 0 < results[model][f"p_{strategy}"] <= 1
     assert_records(results)
+
+
+@pytest.mark.slow
+def test_generation_eval_quick(tmp_path):
+    results = run_quick("generation_eval.py", tmp_path / "generation.json")
+    assert_finite_positive(results, "tiny_causal_lm", ("speedup", "rows_per_second_engine", "rows_per_second_loop"))
+    # Not a timing: batched generation through per-row routes must answer exactly as the loop.
+    assert results["identical"] is True and results["tiny_causal_lm"]["rows_differing"] == 0
+    assert results["tiny_causal_lm"]["distinct_answers"] > 1  # the adapters and prompts differ: not vacuous
+    assert_records(results)

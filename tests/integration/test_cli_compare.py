@@ -57,7 +57,7 @@ def test_prints_the_table(run, runs):
     overall = result["overall"]
     assert out.startswith(f"B = per_persona ({b})  vs  A = unified ({a})")
     assert "test split: 96 paired rows, 8 personas" in out
-    assert f"{overall['accuracy_a']:.2%}" in out and f"{overall['accuracy_b']:.2%}" in out
+    assert f"{overall['score_a']:.2%}" in out and f"{overall['score_b']:.2%}" in out
     assert f"{overall['ci_low'] * 100:+.2f} to {overall['ci_high'] * 100:+.2f} pts" in out
     assert f"{overall['difference'] * 100:+.2f} pts" in out
     assert f"p (persona level)" in out and "sign-flip permutation test" in out and "McNemar p" in out
@@ -189,3 +189,58 @@ def test_broken_predictions_exit_2(run, runs, tmp_path):
         handle.write("{not json\n")
     code, _, err = run("compare", a, broken)
     assert code == 2 and "invalid JSON" in err and ":97:" in err
+
+
+# --- generation runs: a continuous per-row score --------------------------------------------
+
+def make_generated(quality, seed, personas=8, per_persona=6):
+    """Rows as a generation run's evaluation writes them: text, and per-row metrics in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for p in range(personas):
+        for i in range(per_persona):
+            scores = {name: float(np.clip(quality + rng.normal(0, 0.1), 0, 1))
+                      for name in ("rouge1", "rouge2", "rougeL", "sentence_bleu")}
+            rows.append({"persona_id": f"p{p}", "example_id": f"e{p}-{i}", "input": f"email {i}",
+                         "output": f"rewrite {p} {i}", "predicted": "some text", "route": {"unified": 1.0},
+                         "metrics": {**scores, "exact_match": 0.0}})
+    return rows
+
+
+@pytest.fixture
+def generated(tmp_path):
+    a = write_run(tmp_path / "gen-unified", make_generated(0.3, seed=1), "unified")
+    b = write_run(tmp_path / "gen-persona", make_generated(0.4, seed=2), "per_persona")
+    for folder in (a, b):  # evaluate names a generation run's headline metric
+        path = folder / "eval" / "test" / "metrics.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "headline": "rougeL"}))
+    return a, b
+
+
+def test_generation_runs_are_compared_by_rouge_l_at_the_persona_level(run, generated):
+    code, out, err = run("compare", *generated, "--resamples", "199")
+    assert code == 0, err
+    result = compare_runs(*generated, n_resamples=199)
+    overall = result["overall"]
+    assert overall["metric"] == "rougeL" and overall["mcnemar_p"] is None and overall["table"] is None
+    a, b = ([r["metrics"]["rougeL"] for r in make_generated(q, seed=s)] for q, s in ((0.3, 1), (0.4, 2)))
+    ids = [r["persona_id"] for r in make_generated(0.3, seed=1)]
+    assert overall["p_value"] == paired_comparison(ids, a, b, n_resamples=199).p_value
+    assert out.split("ROUGE-L A")[1].split()[0] == f"{overall['score_a']:.2%}"
+    assert "ROUGE-L B" in out and "McNemar" not in out and "rows B scored higher on" in out
+
+
+def test_another_generation_metric_can_be_asked_for(run, generated):
+    code, out, _ = run("compare", *generated, "--metric", "rouge1", "--resamples", "99")
+    assert code == 0 and "ROUGE-1 A" in out
+    assert compare_runs(*generated, n_resamples=99, metric="rouge1")["overall"]["metric"] == "rouge1"
+
+
+def test_a_generation_run_asked_for_accuracy_exits_2(run, generated):
+    code, _, err = run("compare", *generated, "--metric", "accuracy")
+    assert code == 2 and "generation run" in err and "--metric rougeL" in err
+
+
+def test_a_classification_run_asked_for_rouge_exits_2(run, runs):
+    code, _, err = run("compare", *runs, "--metric", "rougeL")
+    assert code == 2 and "classification run" in err and "--metric accuracy" in err

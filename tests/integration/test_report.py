@@ -52,15 +52,15 @@ class Script:
         (run_dir / "eval" / split / "metrics.json").write_text("{}")
         return {"n": 100, "accuracy": 0.6 + self.results.get(run_dir.name, (0.0, 1.0))[0], "macro_f1": 0.5}
 
-    def compare(self, baseline: Path, candidate: Path, split: str, rule, flag_split) -> dict:
+    def compare(self, baseline: Path, candidate: Path, split: str, rule, flag_split, metric) -> dict:
         difference, p = self.results.get(candidate.name, (-0.05, 0.01))  # a reference: worse than unified
-        personas = [{"persona_id": f"p{i}", "n": 10, "accuracy_a": 0.6, "accuracy_b": 0.6 + d, "difference": d,
+        personas = [{"persona_id": f"p{i}", "n": 10, "score_a": 0.6, "score_b": 0.6 + d, "difference": d,
                      "b_better": int(d > 0), "a_better": int(d < 0)} for i, d in enumerate([0.1, 0.0, -0.1, 0.2, 0.1])]
         harm = None if flag_split is None else {"flag_split": flag_split, "n_flagged": 1, "n_tested": 1,
                                                  "flagged_difference": -0.1, "p_value": 0.5, "alpha": 0.05,
                                                  "harmful": False}
         return {"split": split,
-                "overall": {"n": 100, "n_personas": 5, "accuracy_a": 0.6, "accuracy_b": 0.6 + difference,
+                "overall": {"n": 100, "n_personas": 5, "score_a": 0.6, "score_b": 0.6 + difference,
                             "difference": difference, "p_value": p, "ci_low": difference - 0.02,
                             "ci_high": difference + 0.02, "confidence": 0.95, "b_better": 12, "a_better": 4,
                             "mcnemar_p": p},

@@ -7,9 +7,10 @@ dataset that breaks a rule of ``personalab.data.validate``.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
-from personalab.data.schema import Dataset
-from personalab.data.validate import validate_dataset
+from personalab.data.schema import Dataset, DatasetSpec
+from personalab.data.validate import read_spec, validate_dataset
 from personalab.errors import DataError
 
 
@@ -19,3 +20,13 @@ def load_dataset(directory: str | os.PathLike) -> Dataset:
     if problems or dataset is None:
         raise DataError(problems)
     return dataset
+
+
+def load_spec(directory: str | os.PathLike) -> DatasetSpec:
+    """Only a dataset folder's ``dataset.yaml``, validated: what a plan checks itself against
+    (the task) before anything loads the rows."""
+    problems: list = []
+    spec = read_spec(Path(directory), problems)
+    if problems or spec is None:
+        raise DataError(problems)
+    return spec

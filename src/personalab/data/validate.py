@@ -48,7 +48,7 @@ def validate_dataset(directory: str | os.PathLike) -> tuple[Dataset | None, list
         for name in DATASET_FILES
         if not (root / name).is_file()
     ]
-    spec = _read_spec(root, problems) if (root / SPEC_FILE).is_file() else None
+    spec = read_spec(root, problems) if (root / SPEC_FILE).is_file() else None
     template = spec.profile_template if spec else None
     # Rows without a split get one by the rule dataset.yaml states (the default when it is bad:
     # that problem is reported already, and the rows are still checked).
@@ -73,7 +73,8 @@ def _problem_order(problem: Problem) -> tuple[int, int]:
 # --- dataset.yaml ----------------------------------------------------------------------------
 
 
-def _read_spec(root: Path, problems: list[Problem]) -> DatasetSpec | None:
+def read_spec(root: Path, problems: list[Problem]) -> DatasetSpec | None:
+    """The folder's dataset.yaml as a ``DatasetSpec``; None (and ``problems``) when it is wrong."""
     path = root / SPEC_FILE
     raw, key_lines, found = read_yaml_mapping(path, SPEC_FILE, " (name, task, choices, ...)")
     problems += found

@@ -1,9 +1,17 @@
 """Evaluating a trained run on one split: predictions and metrics written into the run, and
-a table a person can read."""
+a table a person can read.
+
+A classification run is scored (its predicted choice, right or wrong, per row); a generation
+run generates every row's answer through its routes and is measured against the reference
+output (``personalab.evaluate.text_metrics``). Either way every prediction line carries a
+per-row score that ``personalab compare`` pairs: ``correct``, or the ``metrics`` of the text;
+``metrics.json`` names the run's ``headline`` metric (accuracy, or ROUGE-L).
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -13,22 +21,32 @@ from personalab.data.atomic import atomic_write_jsonl, atomic_write_text
 from personalab.errors import PersonalabError
 from personalab.evaluate.metrics import classification_metrics
 from personalab.evaluate.references import REFERENCES, reference_accuracies, unavailable_references
-from personalab.routing import Predictions, predict
+from personalab.evaluate.figures import label
+from personalab.evaluate.text_metrics import ROW_METRICS, generation_metrics, own_vs_other, row_scores
+from personalab.models.decoding import GenerationSettings
+from personalab.routing import generate, predict
 from personalab.rundir import Run, open_run, training_records
 
 # The label column of format_metrics: wide enough for the longest reference label (indented by 2).
 _WIDTH = max(34, 2 + max(len(label) for label in REFERENCES.values()))
+GENERATION_HEADLINE = "rougeL"  # what a generation run is compared by unless told otherwise
 
 
-def evaluate_run(root: Path, split: str = "test", progress: bool = True, references: bool = True) -> dict[str, Any]:
+def evaluate_run(root: Path, split: str = "test", progress: bool = True, references: bool = True,
+                 generation: GenerationSettings | None = None) -> dict[str, Any]:
     """Score the run at ``root`` on ``split``; ``references``: also record the accuracies of
-    the reference baselines (``personalab.evaluate.references``) on the same rows."""
+    the reference baselines (``personalab.evaluate.references``) on the same rows. A run on a
+    generation dataset generates its answers (``generation``: how; greedy by default)."""
     run = open_run(root)
     rows = run.dataset.split(split)
     if not rows:
         raise PersonalabError(f"the dataset has no {split!r} rows to evaluate")
-    predictions = predict(run.backend, run.model, run.personalizer, rows, progress=progress)
-    metrics = classification_metrics(rows, predictions.predicted, run.backend.choices)
+    records = training_records(run.root)
+    held_out = records.get("held_out_personas") or ()
+    if run.dataset.spec.task == "generation":
+        metrics, lines, values = _generated(run, rows, generation or GenerationSettings(), progress)
+    else:
+        metrics, lines, values = _classified(run, rows, split, references, held_out, progress)
     metrics["split"] = split
     metrics["strategy"] = run.config.strategy
     metrics["model"] = run.config.model.name
@@ -36,14 +54,41 @@ def evaluate_run(root: Path, split: str = "test", progress: bool = True, referen
         {row.persona_id for row in rows if run.personalizer.uses_default(row.persona_id)}
         if any(not run.personalizer.uses_default(pid) for pid in run.dataset.personas) else []
     )
-    records = training_records(run.root)
-    if references:
-        metrics.update(_references(run, split, records.get("held_out_personas") or ()))
     metrics["train_seconds"] = records.get("seconds")
-    if records.get("held_out_personas"):
-        metrics["cold_start"] = cold_start_metrics(rows, predictions.predicted, records["held_out_personas"])
-    _write(run, split, predictions, metrics)
+    if held_out:
+        metrics["cold_start"] = cold_start_metrics(rows, values, held_out, metrics["headline"])
+    folder = run.root / "eval" / split
+    atomic_write_jsonl(folder / "predictions.jsonl", lines)
+    atomic_write_text(folder / "metrics.json", json.dumps(metrics, indent=2))
     return metrics
+
+
+def _classified(run: Run, rows, split: str, references: bool, held_out, progress: bool):
+    """(metrics, prediction lines, per-row correctness) of a classification run."""
+    predictions = predict(run.backend, run.model, run.personalizer, rows, progress=progress)
+    metrics = {"headline": "accuracy", **classification_metrics(rows, predictions.predicted, run.backend.choices)}
+    if references:
+        metrics.update(_references(run, split, held_out))
+    lines = [{**_identity(row), "predicted": label, "correct": label == row.output, "route": route,
+              "scores": {c: _finite(s) for c, s in zip(predictions.choices, scores)}}
+             for row, route, scores, label in zip(rows, predictions.routes, predictions.scores, predictions.predicted)]
+    return metrics, lines, [float(line["correct"]) for line in lines]
+
+
+def _generated(run: Run, rows, settings: GenerationSettings, progress: bool):
+    """(metrics, prediction lines, per-row ROUGE-L) of a generation run."""
+    generations = generate(run.backend, run.model, run.personalizer, rows, settings, progress=progress)
+    scores = [row_scores(text, row.output) for text, row in zip(generations.texts, rows)]
+    metrics = {"headline": GENERATION_HEADLINE, **generation_metrics(rows, generations.texts, scores),
+               "own_vs_other": own_vs_other(rows, generations.texts, run.dataset.examples),
+               "generation": asdict(settings)}
+    lines = [{**_identity(row), "predicted": text, "route": route, "metrics": row_metrics}
+             for row, text, route, row_metrics in zip(rows, generations.texts, generations.routes, scores)]
+    return metrics, lines, [row_metrics[GENERATION_HEADLINE] for row_metrics in scores]
+
+
+def _identity(row) -> dict[str, Any]:
+    return {"persona_id": row.persona_id, "example_id": row.example_id, "input": row.input, "output": row.output}
 
 
 def _references(run: Run, split: str, held_out) -> dict[str, Any]:
@@ -55,35 +100,19 @@ def _references(run: Run, split: str, held_out) -> dict[str, Any]:
     return block
 
 
-def cold_start_metrics(rows, predicted, held_out) -> dict[str, Any]:
-    """Accuracy on the rows of personas held out of training, and on all the others."""
+def cold_start_metrics(rows, values, held_out, metric: str) -> dict[str, Any]:
+    """The mean per-row ``metric`` (``values``, one per row) on the rows of personas held out of
+    training, and on all the others."""
     held = set(held_out)
-    correct = np.array([p == r.output for p, r in zip(predicted, rows)])
+    values = np.asarray(values, dtype=float)
     is_new = np.array([r.persona_id in held for r in rows])
     return {
+        "metric": metric,
         "personas": len(held),
         "rows": int(is_new.sum()),
-        "accuracy_new_personas": float(correct[is_new].mean()) if is_new.any() else None,
-        "accuracy_trained_personas": float(correct[~is_new].mean()) if (~is_new).any() else None,
+        "new_personas": float(values[is_new].mean()) if is_new.any() else None,
+        "trained_personas": float(values[~is_new].mean()) if (~is_new).any() else None,
     }
-
-
-def _write(run: Run, split: str, predictions: Predictions, metrics: dict[str, Any]) -> None:
-    folder = run.root / "eval" / split
-    records = []
-    for row, route, scores, label in zip(predictions.rows, predictions.routes, predictions.scores, predictions.predicted):
-        records.append({
-            "persona_id": row.persona_id,
-            "example_id": row.example_id,
-            "input": row.input,
-            "output": row.output,
-            "predicted": label,
-            "correct": label == row.output,
-            "route": route,
-            "scores": {c: _finite(s) for c, s in zip(predictions.choices, scores)},
-        })
-    atomic_write_jsonl(folder / "predictions.jsonl", records)
-    atomic_write_text(folder / "metrics.json", json.dumps(metrics, indent=2))
 
 
 def _finite(value: float) -> float | None:
@@ -105,28 +134,58 @@ def _reference_lines(metrics: dict[str, Any]) -> list[str]:
 
 def format_metrics(metrics: dict[str, Any]) -> str:
     """A short readable summary of ``evaluate_run``'s result."""
-    per_persona = np.array([p["accuracy"] for p in metrics["per_persona"].values()])
+    generation = "rougeL" in metrics
     lines = [
         f"{metrics['strategy']} on {metrics['model']}, {metrics['split']} split: {metrics['n']} rows, "
-        f"{len(per_persona)} personas",
+        f"{len(metrics['per_persona'])} personas",
         "",
         f"  {'metric':<{_WIDTH}}{'value':>8}",
-        f"  {'accuracy':<{_WIDTH}}{metrics['accuracy']:>8.2%}",
-        f"  {'macro-F1':<{_WIDTH}}{metrics['macro_f1']:>8.4f}",
+        *(_generation_lines(metrics) if generation else _classification_lines(metrics)),
     ]
-    if "mae" in metrics:
-        lines.append(f"  {'mean absolute error':<{_WIDTH}}{metrics['mae']:>8.4f}")
-    q1, median, q3 = np.percentile(per_persona, [25, 50, 75])
-    iqr = f"(IQR {q1:.1%} to {q3:.1%})"
-    lines.append(f"  {'per-persona accuracy: median':<{_WIDTH}}{median:>8.2%}   {iqr}")
-    lines += _reference_lines(metrics)
     if metrics.get("default_route_personas"):
         lines.append(f"\n  {len(metrics['default_route_personas'])} personas used the default route (no adapter of their own)")
     cold = metrics.get("cold_start")
-    if cold and cold["accuracy_new_personas"] is not None:
-        lines.append(f"\n  {cold['personas']} personas were held out of training (cold start): accuracy "
-                     f"{cold['accuracy_new_personas']:.2%} on their {cold['rows']} rows, "
-                     f"{cold['accuracy_trained_personas']:.2%} on the others")
+    if cold and cold.get("new_personas") is not None:
+        lines.append(f"\n  {cold['personas']} personas were held out of training (cold start): {label(cold['metric'])} "
+                     f"{_percent(cold['new_personas'])} on their {cold['rows']} rows, "
+                     f"{_percent(cold['trained_personas'])} on the others")
     if metrics.get("train_seconds"):
         lines.append(f"\n  training took {metrics['train_seconds']:.0f} s")
     return "\n".join(lines)
+
+
+def _classification_lines(metrics: dict[str, Any]) -> list[str]:
+    lines = [f"  {'accuracy':<{_WIDTH}}{metrics['accuracy']:>8.2%}",
+             f"  {'macro-F1':<{_WIDTH}}{metrics['macro_f1']:>8.4f}"]
+    if "mae" in metrics:
+        lines.append(f"  {'mean absolute error':<{_WIDTH}}{metrics['mae']:>8.4f}")
+    lines.append(_per_persona_line(metrics, "accuracy"))
+    return lines + _reference_lines(metrics)
+
+
+def _generation_lines(metrics: dict[str, Any]) -> list[str]:
+    """ROUGE and exact match as percentages, BLEU on sacrebleu's 0-100 scale, lengths in words."""
+    lines = [f"  {label(name) + ' (mean F)' * name.startswith('rouge'):<{_WIDTH}}{_percent(metrics[name]):>8}"
+             for name in ROW_METRICS if name != "sentence_bleu"]
+    lines += [f"  {'BLEU (corpus, 0-100)':<{_WIDTH}}{metrics['bleu']:>8.2f}",
+              f"  {'output length, words (reference)':<{_WIDTH}}{metrics['length']:>8.1f}   "
+              f"({metrics['reference_length']:.1f})",
+              _per_persona_line(metrics, "rougeL")]
+    mine = metrics.get("own_vs_other") or {}
+    if mine.get("share") is not None:
+        lines.append(f"  {'own vs other (ROUGE-L, 50% = none)':<{_WIDTH}}{_percent(mine['share']):>8}   "
+                     f"({mine['rows']} rows with another persona's answer to the same input)")
+    else:
+        lines.append(f"  {'own vs other':<{_WIDTH}}{'n/a':>8}   (no input here was answered by another persona)")
+    return lines
+
+
+def _per_persona_line(metrics: dict[str, Any], name: str) -> str:
+    values = np.array([p[name] for p in metrics["per_persona"].values()])
+    q1, median, q3 = np.percentile(values, [25, 50, 75])
+    text = f"per-persona {label(name)}: median"
+    return f"  {text:<{_WIDTH}}{median:>8.2%}   (IQR {q1:.1%} to {q3:.1%})"
+
+
+def _percent(value: float) -> str:
+    return f"{value:.2%}"

@@ -37,11 +37,11 @@ class PersonaOutcome:
 
     persona_id: str
     n: int
-    accuracy_a: float
-    accuracy_b: float
-    difference: float
-    b_better: int  # rows only B got right
-    a_better: int  # rows only A got right
+    score_a: float  # A's mean per-row score on the persona's rows (its accuracy, or e.g. ROUGE-L)
+    score_b: float
+    difference: float  # score_b - score_a: the persona is better under B when positive
+    b_better: int  # rows B scored higher on (only B got right, for correctness)
+    a_better: int  # rows A scored higher on
 
 
 @dataclass(frozen=True)
@@ -52,18 +52,18 @@ class PerPersona:
 
     @property
     def improved(self) -> int:
-        return sum(p.b_better > p.a_better for p in self.personas)
+        return sum(p.difference > 0 for p in self.personas)
 
     @property
     def equal(self) -> int:
-        return sum(p.b_better == p.a_better for p in self.personas)
+        return sum(p.difference == 0 for p in self.personas)
 
     @property
     def worse(self) -> int:
-        return sum(p.b_better < p.a_better for p in self.personas)
+        return sum(p.difference < 0 for p in self.personas)
 
     def worse_ids(self) -> list[str]:
-        return [p.persona_id for p in self.personas if p.b_better < p.a_better]
+        return [p.persona_id for p in self.personas if p.difference < 0]
 
     def to_dict(self) -> dict:
         return {"n_personas": len(self.personas), "improved": self.improved, "equal": self.equal,
@@ -88,10 +88,11 @@ class HarmCheck:
         return {**asdict(self), "harmful": self.harmful}
 
 
-def persona_outcomes(persona_ids: Sequence[str], correct_a: np.ndarray, correct_b: np.ndarray) -> PerPersona:
-    """Each persona's accuracies under A and B and its discordant rows, sorted by persona id."""
+def persona_outcomes(persona_ids: Sequence[str], score_a: np.ndarray, score_b: np.ndarray) -> PerPersona:
+    """Each persona's mean scores under A and B (accuracies, for right/wrong scores) and the
+    rows each scored higher on, sorted by persona id."""
     ids = np.asarray([str(p) for p in persona_ids])
-    a, b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
+    a, b = np.asarray(score_a, dtype=float), np.asarray(score_b, dtype=float)
     if not (len(ids) == len(a) == len(b)):
         raise ValueError(f"{len(ids)} persona ids for {len(a)} and {len(b)} rows")
     if len(ids) == 0:
@@ -114,12 +115,12 @@ def harm_check(flagged: Sequence[str], confirmation: PersonaSums, alpha: float =
     return HarmCheck(len(wanted), int(keep.sum()), float(sums.sum() / counts.sum()), p, alpha)
 
 
-def confirmation_sums(persona_ids: Sequence[str], correct_a: np.ndarray, correct_b: np.ndarray) -> PersonaSums:
+def confirmation_sums(persona_ids: Sequence[str], score_a: np.ndarray, score_b: np.ndarray) -> PersonaSums:
     """The per-persona sums of B - A that ``harm_check`` tests."""
-    return persona_sums(persona_ids, np.asarray(correct_a, dtype=float), np.asarray(correct_b, dtype=float))
+    return persona_sums(persona_ids, np.asarray(score_a, dtype=float), np.asarray(score_b, dtype=float))
 
 
 def _outcome(persona_id: str, a: np.ndarray, b: np.ndarray) -> PersonaOutcome:
-    return PersonaOutcome(persona_id=persona_id, n=len(a), accuracy_a=float(a.mean()), accuracy_b=float(b.mean()),
-                          difference=float(b.mean() - a.mean()), b_better=int(np.sum(~a & b)),
-                          a_better=int(np.sum(a & ~b)))
+    return PersonaOutcome(persona_id=persona_id, n=len(a), score_a=float(a.mean()), score_b=float(b.mean()),
+                          difference=float(b.mean() - a.mean()), b_better=int(np.sum(b > a)),
+                          a_better=int(np.sum(a > b)))

@@ -18,13 +18,15 @@ from typing import Any, Callable
 import numpy as np
 
 from personalab.data.atomic import atomic_write_text
-from personalab.evaluate.compare import METRICS, compare_runs
+from personalab.evaluate.compare import METRICS, compare_runs, metric_label
+from personalab.evaluate.figures import companion, label, shown
 
 
 def evaluate_repeats(root: Path, split: str, metrics: dict[str, Any], progress: bool = True,
-                     say: Callable[[str], None] = print) -> list[dict[str, Any]]:
+                     say: Callable[[str], None] = print, generation: Any = None) -> list[dict[str, Any]]:
     """Evaluate every repeat of the run at ``root`` on ``split`` (``metrics``: the run's own,
-    just evaluated) and record accuracy and macro-F1 per seed in the run's metrics.json.
+    just evaluated; ``generation``: its generation settings) and record the run's two main
+    figures per seed (accuracy and macro-F1, or ROUGE-L and BLEU) in the run's metrics.json.
     Returns that list, empty when the run has no repeats."""
     # Imported here: comparing reads only files, and should not wait for torch to load.
     from personalab.evaluate.evaluation import evaluate_run
@@ -38,7 +40,7 @@ def evaluate_repeats(root: Path, split: str, metrics: dict[str, Any], progress: 
     for number, (seed, folder) in enumerate(repeats, 2):
         say(f"evaluating repeat {number} of {len(runs)} (seed {seed}): {folder}")
         # The references need no adapter, so the seed changes nothing in them: shown once, with the run.
-        repeat = evaluate_run(folder, split, progress=progress, references=False)
+        repeat = evaluate_run(folder, split, progress=progress, references=False, generation=generation)
         results.append(_seed_result(seed, repeat, folder.relative_to(root)))
     metrics["repeats"] = results
     atomic_write_text(Path(root) / "eval" / split / METRICS, json.dumps(metrics, indent=2))
@@ -47,7 +49,9 @@ def evaluate_repeats(root: Path, split: str, metrics: dict[str, Any], progress: 
 
 def _seed_result(seed: int, metrics: dict[str, Any], folder: Path) -> dict[str, Any]:
     # The folder, relative to the run, lets a comparison find each seed's predictions.
-    return {"seed": seed, "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "run": folder.as_posix()}
+    headline = metrics.get("headline", "accuracy")
+    return {"seed": seed, "headline": headline, headline: metrics[headline],
+            companion(headline): metrics[companion(headline)], "run": folder.as_posix()}
 
 
 def spread(values) -> tuple[float, float]:
@@ -58,13 +62,15 @@ def spread(values) -> tuple[float, float]:
 
 
 def format_repeats(repeats: list[dict[str, Any]]) -> str:
-    """The accuracy and macro-F1 under each seed, then their mean and standard deviation."""
+    """The two figures under each seed, then their mean and standard deviation."""
+    first = repeats[0].get("headline", "accuracy")
+    second = companion(first)
     lines = [f"  repeats: the same run trained under {len(repeats)} seeds", "",
-             f"    {'seed':<12}{'accuracy':>10}{'macro-F1':>12}"]
-    lines += [f"    {r['seed']:<12}{r['accuracy']:>10.2%}{r['macro_f1']:>12.4f}" for r in repeats]
-    accuracy, f1 = spread([r["accuracy"] for r in repeats]), spread([r["macro_f1"] for r in repeats])
-    lines += [f"    {'mean':<12}{accuracy[0]:>10.2%}{f1[0]:>12.4f}",
-              f"    {'std. dev.':<12}{accuracy[1] * 100:>6.2f} pts{f1[1]:>12.4f}"]
+             f"    {'seed':<12}{label(first):>10}{label(second):>12}"]
+    lines += [f"    {r['seed']:<12}{shown(first, r[first]):>10}{shown(second, r[second]):>12}" for r in repeats]
+    one, two = spread([r[first] for r in repeats]), spread([r[second] for r in repeats])
+    lines += [f"    {'mean':<12}{shown(first, one[0]):>10}{shown(second, two[0]):>12}",
+              f"    {'std. dev.':<12}{one[1] * 100:>6.2f} pts{shown(second, two[1]):>12}"]
     return "\n".join(lines)
 
 
@@ -94,18 +100,19 @@ def evaluated_seeds(run: Path, split: str) -> dict[int, Path]:
 
 def _gain(seed: int, comparison: dict[str, Any]) -> dict[str, Any]:
     overall = comparison["overall"]
-    return {"seed": seed, "accuracy_a": overall["accuracy_a"], "accuracy_b": overall["accuracy_b"],
+    return {"seed": seed, "metric": overall.get("metric", "accuracy"), "score_a": overall["score_a"], "score_b": overall["score_b"],
             "difference": overall["difference"], "ci_low": overall["ci_low"], "ci_high": overall["ci_high"],
             "confidence": overall["confidence"], "p_value": overall["p_value"]}
 
 
 def format_repeat_gains(result: dict[str, Any]) -> str:
     """B - A under each seed with its CI and p, then the mean and spread of the gains."""
+    name = metric_label(result["gains"][0])
     lines = [f"repeats: B - A under each of {len(result['seeds'])} training seeds (persona-level CI and p, as above)",
-             "", f"  {'seed':<8}{'accuracy A':>12}{'accuracy B':>12}{'B - A':>12}{'CI of B - A':>26}{'p':>9}"]
+             "", f"  {'seed':<8}{name + ' A':>12}{name + ' B':>12}{'B - A':>12}{'CI of B - A':>26}{'p':>9}"]
     for g in result["gains"]:
         ci = f"{g['ci_low'] * 100:+.2f} to {g['ci_high'] * 100:+.2f} pts"
-        lines.append(f"  {g['seed']:<8}{g['accuracy_a']:>12.2%}{g['accuracy_b']:>12.2%}"
+        lines.append(f"  {g['seed']:<8}{g['score_a']:>12.2%}{g['score_b']:>12.2%}"
                      f"{g['difference'] * 100:>+8.2f} pts{ci:>26}{_p(g['p_value']):>9}")
     n = len(result["seeds"])
     lines += ["", f"  mean B - A {result['mean'] * 100:+.2f} pts, standard deviation {result['sd'] * 100:.2f} pts "

@@ -1,11 +1,13 @@
 """Paired statistics for comparing two strategies scored on the same rows, with the persona as
 the unit.
 
-This module owns the numbers behind "is B better than A?". Rows come in personas, and a
+This module owns the numbers behind "is B better than A?", for any per-row score: 0/1
+correctness (the headline difference is then an accuracy difference) or a continuous score
+such as a generated answer's ROUGE-L. Rows come in personas, and a
 persona's rows move together (a persona adapter flips many of them at once), so the headline
 figures resample and permute whole personas, not rows:
 
-- the **confidence interval** of the accuracy difference B - A is a persona-level (cluster)
+- the **confidence interval** of the mean score difference B - A is a persona-level (cluster)
   bootstrap: personas are drawn with replacement, each with all of its rows, and the statistic
   is the pooled difference ``sum of row differences / sum of rows`` (scipy ``bootstrap`` with
   the per-persona sums and row counts as paired samples; BCa, percentile when BCa degenerates);
@@ -15,12 +17,13 @@ figures resample and permute whole personas, not rows:
   rows, so flipping signs persona by persona gives an exact (randomized) null without assuming
   a distribution or a large number of rows per persona. It was preferred over a clustered
   McNemar test (Obuchowski 1998), which relies on a normal approximation of its statistic, and
-  it takes any per-row score (0/1 correctness today, a ROUGE score for generation), where
-  McNemar takes only right/wrong. Its statistic, the sum of the row differences, is the
-  headline difference times the (fixed) number of rows, so the test and the reported gain agree.
+  it takes any per-row score, where McNemar takes only right/wrong. Its statistic, the sum of
+  the row differences, is the headline difference times the (fixed) number of rows, so the
+  test and the reported gain agree.
 
-The row-level exact McNemar p-value (statsmodels) and the 2x2 table stay as secondary figures:
-they treat rows as independent and overstate certainty when a persona's rows move together.
+For right/wrong scores the row-level exact McNemar p-value (statsmodels) and the 2x2 table
+stay as secondary figures (None for continuous scores): they treat rows as independent and
+overstate certainty when a persona's rows move together.
 Per-persona harm is ``personalab.evaluate.harm``. This module works on arrays only and knows
 nothing of runs or files (``personalab.evaluate.compare`` reads those).
 """
@@ -49,9 +52,9 @@ class PairedComparison:
 
     n: int
     n_personas: int
-    accuracy_a: float
-    accuracy_b: float
-    difference: float  # accuracy_b - accuracy_a (mean per-row score difference)
+    score_a: float  # A's mean per-row score: its accuracy, or e.g. its mean ROUGE-L
+    score_b: float
+    difference: float  # score_b - score_a (mean per-row score difference)
     p_value: float  # persona-level sign-flip permutation test, two-sided
     ci_low: float  # persona-level bootstrap confidence interval of ``difference``
     ci_high: float
@@ -59,10 +62,12 @@ class PairedComparison:
     ci_method: str  # "BCa", "percentile" (BCa was degenerate), or "exact" (no spread to resample)
     n_resamples: int  # for the bootstrap and the permutation test alike
     seed: int
-    table: tuple[tuple[int, int], tuple[int, int]]  # rows: A right / wrong; columns: B right / wrong
-    b_better: int  # rows A got wrong and B right
-    a_better: int  # rows A got right and B wrong
-    mcnemar_p: float  # row-level exact McNemar: a secondary figure, rows taken as independent
+    # rows: A right / wrong; columns: B right / wrong (None unless every score is 0 or 1)
+    table: tuple[tuple[int, int], tuple[int, int]] | None
+    b_better: int  # rows B scored higher than A (A wrong and B right, for correctness)
+    a_better: int  # rows A scored higher than B
+    mcnemar_p: float | None  # row-level exact McNemar (right/wrong only), rows taken as independent
+    metric: str = "accuracy"  # what the per-row scores are
     test: str = "persona-level sign-flip permutation test"
 
     @property
@@ -71,7 +76,7 @@ class PairedComparison:
 
     def to_dict(self) -> dict:
         data = asdict(self)
-        data["table"] = [list(row) for row in self.table]
+        data["table"] = None if self.table is None else [list(row) for row in self.table]
         return data
 
 
@@ -90,25 +95,29 @@ class PersonaSums:
 
 def paired_comparison(
     persona_ids: Sequence[str] | np.ndarray,
-    correct_a: Sequence[bool] | np.ndarray,
-    correct_b: Sequence[bool] | np.ndarray,
+    score_a: Sequence[float] | np.ndarray,
+    score_b: Sequence[float] | np.ndarray,
     n_resamples: int = 9999,
     seed: int = 0,
     confidence: float = 0.95,
+    metric: str = "accuracy",
 ) -> PairedComparison:
-    """Compare A and B on the same rows: ``correct_a[i]`` and ``correct_b[i]`` say whether each
-    got row ``i`` (of persona ``persona_ids[i]``) right. Reproducible: both the bootstrap and
-    the permutation test draw from ``default_rng(seed)``."""
-    a, b = _paired_arrays(correct_a, correct_b)
+    """Compare A and B on the same rows: ``score_a[i]`` and ``score_b[i]`` are each one's score
+    on row ``i`` (of persona ``persona_ids[i]``): right (1, True) or wrong (0, False), or any
+    finite number such as a ROUGE-L. Reproducible: both the bootstrap and the permutation test
+    draw from ``default_rng(seed)``."""
+    a, b = _paired_arrays(score_a, score_b)
     _check_parameters(n_resamples, confidence)
-    sums = persona_sums(persona_ids, a.astype(float), b.astype(float))
+    sums = persona_sums(persona_ids, a, b)
     low, high, method = persona_bootstrap_ci(sums, n_resamples, seed, confidence)
-    table = contingency_table(a, b)
+    binary = bool(np.isin(a, (0.0, 1.0)).all() and np.isin(b, (0.0, 1.0)).all())
+    table = contingency_table(a == 1, b == 1) if binary else None
     return PairedComparison(
-        n=len(a), n_personas=len(sums.ids), accuracy_a=float(a.mean()), accuracy_b=float(b.mean()),
+        n=len(a), n_personas=len(sums.ids), score_a=float(a.mean()), score_b=float(b.mean()),
         difference=float(b.mean() - a.mean()), p_value=sign_flip_p(sums.sums, n_resamples, seed),
         ci_low=low, ci_high=high, confidence=confidence, ci_method=method, n_resamples=n_resamples, seed=seed,
-        table=table, b_better=table[1][0], a_better=table[0][1], mcnemar_p=mcnemar_p(table),
+        table=table, b_better=int(np.sum(b > a)), a_better=int(np.sum(a > b)),
+        mcnemar_p=mcnemar_p(table) if binary else None, metric=metric,
     )
 
 
@@ -199,8 +208,8 @@ def _check_parameters(n_resamples: int, confidence: float) -> None:
         raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
 
 
-def _paired_arrays(correct_a, correct_b) -> tuple[np.ndarray, np.ndarray]:
-    a, b = _as_bool(correct_a, "correct_a"), _as_bool(correct_b, "correct_b")
+def _paired_arrays(score_a, score_b) -> tuple[np.ndarray, np.ndarray]:
+    a, b = _as_scores(score_a, "score_a"), _as_scores(score_b, "score_b")
     if len(a) != len(b):
         raise ValueError(f"a paired comparison needs the same rows: {len(a)} results for A, {len(b)} for B")
     if len(a) == 0:
@@ -208,13 +217,14 @@ def _paired_arrays(correct_a, correct_b) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def _as_bool(values, name: str) -> np.ndarray:
+def _as_scores(values, name: str) -> np.ndarray:
     array = np.asarray(values)
     if array.ndim != 1:
         raise ValueError(f"{name} must be one-dimensional, got shape {array.shape}")
-    if array.dtype != bool:
-        # 0/1 are accepted as right/wrong; anything else is a caller passing labels by mistake.
-        if array.size and not (np.issubdtype(array.dtype, np.number) and np.isin(array, (0, 1)).all()):
-            raise ValueError(f"{name} must hold booleans (or 0/1), got dtype {array.dtype}")
-        array = array.astype(bool)
+    # Booleans are right/wrong; numbers are scores; anything else is a caller passing labels by mistake.
+    if array.size and not (array.dtype == bool or np.issubdtype(array.dtype, np.number)):
+        raise ValueError(f"{name} must hold booleans or numbers, got dtype {array.dtype}")
+    array = array.astype(float)
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} holds a score that is not a finite number")
     return array

@@ -5,7 +5,8 @@ run's router placing the persona by its profile text (new personas of a ``moe`` 
 Scores go through the same engine and backend as evaluation, so an answer here is the answer
 ``personalab evaluate`` would give for the same row. Probabilities are the softmax of the
 choice scores over the choices: a classifier's own probabilities, and for a causal LM the
-likelihoods of the choices renormalised among themselves.
+likelihoods of the choices renormalised among themselves. A generation run generates each
+answer through the same routes (an ensemble mixing its members' next-token distributions).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import numpy as np
 from personalab.data.schema import Example
 from personalab.engine.routes import Route
 from personalab.errors import PersonalabError
-from personalab.routing import Ensemble, PersonaBias, RoutingTable, add_offsets, predict, score_routes
+from personalab.models.decoding import GenerationSettings
+from personalab.routing import Ensemble, PersonaBias, RoutingTable, add_offsets, generate_tables, predict_ensemble
 from personalab.rundir import Run
 
 ROUTER_DIR = "router"
@@ -29,8 +31,8 @@ ROUTER_DIR = "router"
 @dataclass(frozen=True)
 class Answer:
     text: str
-    choice: str
-    probabilities: dict[str, float]
+    choice: str  # the predicted choice; for a generation run, the generated answer
+    probabilities: dict[str, float]  # over the choices; empty for a generation run
 
 
 @dataclass(frozen=True)
@@ -41,30 +43,35 @@ class PersonaAnswers:
     answers: list[Answer]
 
 
-def answer(run: Run, persona_id: str, texts: Sequence[str], profile: str | None = None) -> PersonaAnswers:
-    """The predicted choice and choice probabilities of each text for ``persona_id``.
-    ``profile`` describes a persona the run does not know (its profile is given to the model
-    like the known personas', and places it with the router when the run has one)."""
+def answer(run: Run, persona_id: str, texts: Sequence[str], profile: str | None = None,
+           generation: GenerationSettings | None = None) -> PersonaAnswers:
+    """The predicted choice and choice probabilities of each text for ``persona_id`` (for a
+    generation run, the generated answer, under ``generation``). ``profile`` describes a
+    persona the run does not know (its profile is given to the model like the known
+    personas', and places it with the router when the run has one)."""
     _check_request(run, texts)
     known = persona_id in run.dataset.personas
     if not known:
         run.backend.profiles[persona_id] = profile or ""  # "" leaves the profile out of the input
     ignored = " (--profile ignored: the run knows this persona's profile)" if known and profile else ""
-    rows = [Example(persona_id, text, run.backend.choices[0], "test") for text in texts]
+    rows = [Example(persona_id, text, (run.backend.choices or ("",))[0], "test") for text in texts]
+    bias = run.personalizer if isinstance(run.personalizer, PersonaBias) else None
     if isinstance(run.personalizer, Ensemble):
-        scores = predict(run.backend, run.model, run.personalizer, rows, progress=False).scores
+        members, space = run.personalizer.members, run.personalizer.space
         how, shown = _ensemble_how(run, persona_id, known), _ensemble_route(run, persona_id)
     else:
-        bias = run.personalizer if isinstance(run.personalizer, PersonaBias) else None
         table = bias.inner if bias else run.personalizer
         route, how = _route(run, table, persona_id, known, profile)
-        model_rows = [table.model_row(row) for row in rows]  # identifiers (persona_token)
-        scores = score_routes(run.backend, run.model, model_rows, [route] * len(rows), chunk=256, progress=False)
+        members, space = [(RoutingTable(route, identifiers=table.identifiers), 1.0)], "logprob"
         identifier = table.identifier(persona_id)
         shown = f"{route} with identifier {identifier!r}" if identifier else str(route)
-        if bias:
-            scores = add_offsets(scores, rows, bias)
-            how += ", plus its own choice offsets" if persona_id in bias.offsets else ", without choice offsets (none fit for it)"
+    if run.dataset.spec.task == "generation":
+        outputs = generate_tables(run.backend, run.model, members, rows, space, generation, progress=False)
+        return PersonaAnswers(persona_id, how + ignored, shown, [Answer(t, o, {}) for t, o in zip(texts, outputs)])
+    scores = predict_ensemble(run.backend, run.model, members, rows, space, progress=False)
+    if bias:
+        scores = add_offsets(scores, rows, bias)
+        how += ", plus its own choice offsets" if persona_id in bias.offsets else ", without choice offsets (none fit for it)"
     answers = [_answer(text, row_scores, run.backend.choices) for text, row_scores in zip(texts, scores)]
     return PersonaAnswers(persona_id, how + ignored, shown, answers)
 
@@ -75,7 +82,7 @@ def _check_request(run: Run, texts: Sequence[str]) -> None:
     empty = [i + 1 for i, text in enumerate(texts) if not text.strip()]
     if empty:
         raise PersonalabError(f"text {empty[0]} is empty; give the input text to answer")
-    if not run.backend.choices:
+    if not run.backend.choices and run.dataset.spec.task != "generation":
         raise PersonalabError("predict answers closed-choice tasks; this run's dataset has no choices")
 
 

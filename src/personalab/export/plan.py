@@ -36,6 +36,12 @@ ENSEMBLE_NOTE = (
     "score the input under each member adapter and mix the choice scores with the members' weights: "
     "space 'logprob' is sum_k w_k * log p_k (then renormalise), 'prob' is log sum_k w_k * p_k"
 )
+GENERATION_ENSEMBLE_NOTE = (
+    "generate token by token: at every step run each member adapter on its own copy of the text so far, mix the "
+    "members' next-token distributions with their weights (space 'logprob': sum_k w_k * log p_k, 'prob': "
+    "log sum_k w_k * p_k), pick the token from the mixture and append it to every member's copy. A server that "
+    "answers each request with one adapter cannot do this: serve the members together (personalab predict does)"
+)
 IDENTIFIER_NOTE = (
     "a persona with an identifier (in 'identifiers', or an ensemble member's 'identifier') is served the input "
     "text input_format gives: its identifier, one space, its input; that text then takes the input's place in "
@@ -89,21 +95,23 @@ def distinct_routes(personalizer: Personalizer, personas: Iterable[str], extra: 
 
 
 def routing_document(personalizer: Personalizer, personas: Iterable[str],
-                     router: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                     router: Mapping[str, Any] | None = None, task: str = "classification") -> dict[str, Any]:
     """``routing.json``: for each persona the adapter folder that answers for it (an
     ensemble: the member folders, their weights and the mixing space), the default for
-    personas not listed, what each folder holds, and the router for new personas."""
+    personas not listed, what each folder holds, and the router for new personas; ``task``
+    (classification or generation) says what an ensemble mixes."""
     personas = list(personas)
     routes = persona_routes(personalizer, personas)
     defaults = default_routes(personalizer)
-    document: dict[str, Any] = {"format": FORMAT, "kind": _kind(personalizer), "adapters_dir": ADAPTERS_DIR}
+    document: dict[str, Any] = {"format": FORMAT, "kind": _kind(personalizer), "task": task,
+                                "adapters_dir": ADAPTERS_DIR}
     document["personas"] = {pid: _target(personalizer, members, pid) for pid, members in routes.items()}
     document["default"] = _target(personalizer, defaults)
     document["default_personas"] = sorted(pid for pid in personas if personalizer.uses_default(pid))
     used = distinct_routes(personalizer, personas)
     document["adapters"] = {folder_name(r): r.to_json() for r in used if folder_name(r) is not None}
     if isinstance(personalizer, Ensemble):
-        document["note"] = ENSEMBLE_NOTE
+        document["note"] = GENERATION_ENSEMBLE_NOTE if task == "generation" else ENSEMBLE_NOTE
     document["router"] = dict(router) if router else None
     if any(table.identifiers for table, _ in _tables(personalizer)):
         if isinstance(personalizer, RoutingTable):

@@ -29,6 +29,7 @@ from typing import Any
 from personalab.bank import AdapterBank
 from personalab.bank.merge import materialize_lossless
 from personalab.data.atomic import atomic_write_json, move_folder_into_place, staging_folder
+from personalab.data.load import load_spec
 from personalab.engine.routes import Route
 from personalab.errors import PersonalabError
 from personalab.export.compat import CompatReport, check_export, read_facts
@@ -126,10 +127,16 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, check: bool =
         build = staging / "export"
         build.mkdir()
         adapters = [_write_adapter(bank, route, build / ADAPTERS_DIR, staging / "work") for route in routes]
-        report = ExportReport(out, adapters, routing_document(personalizer, personas, _router_entry(router)))
+        task = load_spec(config.data).task
+        report = ExportReport(out, adapters, routing_document(personalizer, personas, _router_entry(router), task))
         report.head = _copy_head(run_dir, build, out)
         report.router = _copy_router(run_dir, build, out, router)
         report.notes = _merge_notes(adapters)
+        if isinstance(personalizer, Ensemble):
+            mixes = "next-token distributions at every decoding step" if task == "generation" else "choice scores"
+            report.notes.append(f"an ensemble: NOT servable by a single-adapter server as it is (one request, one "
+                                f"adapter); each member adapter is, and the client mixes their {mixes} "
+                                f"({ROUTING} 'note' says how)")
         if bias:
             report.routing["persona_bias"] = bias_document(bias)
             report.notes.append(f"{ROUTING} 'persona_bias': add the persona's offsets to the choice scores (a "

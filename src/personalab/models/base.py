@@ -44,8 +44,9 @@ class ModelSpec:
 class Backend(Protocol):
     """Implemented by ``ClassifierBackend`` and ``CausalLMBackend``; ``build_backend`` picks.
 
-    The causal-LM backend also offers ``generate(model, rows, max_new_tokens)`` for open
-    outputs; the classifier has no such method.
+    The causal-LM backend also offers ``generate(model, rows, route_ids, settings)`` and
+    ``generate_mixture`` (an output-space ensemble) for open outputs; the classifier has no
+    such methods (``kind`` says which backend it is).
     """
 
     kind: BackendKind

@@ -8,7 +8,9 @@ a, b\\n]Answer:`` and the target `` <output>`` (with a leading space) followed b
 are truncated from the left to ``spec.max_length`` tokens, so the end of the input survives.
 
 A closed label set is scored by log-likelihood: a choice's score is the sum of the
-log-probabilities of its continuation tokens (choice tokens and eos) given the prompt.
+log-probabilities of its continuation tokens (choice tokens and eos) given the prompt. Open
+outputs are generated from the same prompts (``personalab.models.decoding``), each row through
+its own route, or through an output-space mixture of several routes.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ import transformers
 from jinja2.exceptions import TemplateError
 
 from personalab.data.schema import Example
+from personalab.engine.ensemble import Space
 from personalab.models.base import ModelSpec, route_id_tensor
+from personalab.models.decoding import GenerationSettings, decode
 from personalab.models.loading import ResolvedModel, load_pretrained, load_tokenizer, resolve_model
 from personalab.models.packed_choices import PACKABLE, packed_choice_logprobs
-from personalab.models.rows import allowed_choices, chunks, eval_mode, model_device, profile_of
+from personalab.models.rows import allowed_choices, chunks, eval_mode, model_device, pad_sequences, profile_of
 from personalab.models.targets import target_modules_for
 
 IGNORE_INDEX = -100  # label value the loss skips (PyTorch / transformers convention)
@@ -46,6 +50,7 @@ class CausalLMBackend:
         profiles: Mapping[str, str],
         batch_size: int = 16,  # sequences per forward pass: rows x allowed choices
         score_batch_size: int = 64,  # the same when scoring: no gradients kept, so larger
+        generate_batch_size: int = 64,  # rows per batch when generating (times an ensemble's members)
         resolved: ResolvedModel | None = None,
     ):
         self.spec = spec
@@ -53,12 +58,15 @@ class CausalLMBackend:
         self.profiles = dict(profiles)
         self.batch_size = batch_size
         self.score_batch_size = score_batch_size
+        self.generate_batch_size = generate_batch_size
         self.resolved = resolved or resolve_model(spec)
         self.tokenizer = load_tokenizer(self.resolved, spec)
         self.model = load_pretrained(transformers.AutoModelForCausalLM, self.resolved, spec)
         self.device = model_device(self.model)
         self.uses_chat_template = bool(getattr(self.tokenizer, "chat_template", None))
-        self._keeps_logits = "logits_to_keep" in inspect.signature(self.model.forward).parameters
+        parameters = inspect.signature(self.model.forward).parameters
+        self._keeps_logits = "logits_to_keep" in parameters
+        self._cache_keyword = "cache" if "cache" in parameters else "past_key_values"
         self._attention = getattr(self.model.config, "_attn_implementation", None)
         self._prompt_cache: dict[tuple, tuple[int, ...]] = {}
         self._continuation_cache: dict[str, tuple[int, ...]] = {}
@@ -219,29 +227,55 @@ class CausalLMBackend:
             scores[[i for i, _ in batch], [k for _, k in batch]] = sums.cpu()
 
     def generate(
-        self, model: torch.nn.Module, rows: Sequence[Example], max_new_tokens: int = 32
+        self,
+        model: torch.nn.Module,
+        rows: Sequence[Example],
+        route_ids: Sequence[int] | torch.Tensor | None = None,
+        settings: GenerationSettings | None = None,
     ) -> list[str]:
-        """Greedy answers (prompt excluded, special tokens dropped), ``batch_size`` at a time."""
+        """One answer per row (prompt excluded, special tokens dropped, stripped); with
+        ``route_ids`` (one per row) each row is generated through its own route."""
+        ids = None if route_ids is None else [route_id_tensor(route_ids, len(rows)).tolist()]
+        return self.generate_mixture(model, [rows], ids, (1.0,), settings=settings)
+
+    def generate_mixture(
+        self,
+        model: torch.nn.Module,
+        members: Sequence[Sequence[Example]],
+        route_ids: Sequence[Sequence[int]] | None,
+        weights: Sequence[float],
+        space: Space = "logprob",
+        settings: GenerationSettings | None = None,
+    ) -> list[str]:
+        """One answer per row of an output-space ensemble: ``members[j]`` holds the rows as
+        member ``j`` gives them to the model (same personas, same order), ``route_ids[j]``
+        their route ids; at every step the members' next-token distributions are mixed with
+        ``weights`` in ``space`` (``personalab.models.decoding``). ``generate_batch_size``
+        rows (times the members) per batch; sampling draws from one generator per call."""
+        settings = settings or GenerationSettings()
+        if len(members) != len(weights) or len({len(m) for m in members}) != 1:
+            raise ValueError(f"need one weight per member and members of equal length, got {len(weights)} "
+                             f"weights and members of {[len(m) for m in members]} rows")
+        generator = torch.Generator(model_device(model)).manual_seed(settings.seed) if settings.sample else None
         answers: list[str] = []
         with eval_mode(model):
-            for batch_rows in chunks(rows, self.batch_size):
-                prompts = [self.prompt_ids(row) for row in batch_rows]
-                input_ids, attention_mask = pad_sequences(
-                    prompts, self.tokenizer.pad_token_id, "left"
-                )
-                device = model_device(model)
-                generated = model.generate(
-                    input_ids=input_ids.to(device),
-                    attention_mask=attention_mask.to(device),
-                    max_new_tokens=max_new_tokens,
-                    do_sample=False,
-                    pad_token_id=self.tokenizer.pad_token_id,
-                    eos_token_id=self.tokenizer.eos_token_id,
-                )
-                new_tokens = generated[:, input_ids.shape[1] :]
-                decoded = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-                answers.extend(text.strip() for text in decoded)
+            for part in chunks(range(len(members[0])), self.generate_batch_size):
+                prompts = [self.prompt_ids(member[i]) for member in members for i in part]
+                ids = None if route_ids is None else torch.tensor([r[i] for r in route_ids for i in part])
+                tokens = decode(model, prompts, pad_token_id=self.tokenizer.pad_token_id, stop_ids=self.stop_ids,
+                                settings=settings, route_ids=ids, weights=weights, space=space,
+                                generator=generator, keep_logits=self._keeps_logits,
+                                cache_keyword=self._cache_keyword)
+                answers += [text.strip() for text in self.tokenizer.batch_decode(tokens, skip_special_tokens=True)]
         return answers
+
+    @property
+    def stop_ids(self) -> list[int]:
+        # The tokenizer's eos ends every training target; a chat model's generation config may
+        # name more (Qwen2.5's <|im_end|> and <|endoftext|>): any of them ends an answer.
+        configured = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        extra = configured if isinstance(configured, list) else [configured]
+        return sorted({self.tokenizer.eos_token_id, *(i for i in extra if i is not None)})
 
 
 def continuation_logprobs(
@@ -291,17 +325,3 @@ def continuation_logprobs(
 def _route_kwargs(route_ids: torch.Tensor | None) -> dict[str, torch.Tensor]:
     # Only a multi-LoRA engine takes ``route_ids``: a plain or PEFT model gets no such keyword.
     return {} if route_ids is None else {"route_ids": route_ids}
-
-
-def pad_sequences(
-    sequences: Sequence[list[int]], pad_value: int, side: str
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(ids, attention_mask)`` long tensors, padded on ``side`` ("left" or "right")."""
-    width = max(len(s) for s in sequences)
-    ids = torch.full((len(sequences), width), pad_value, dtype=torch.long)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for i, sequence in enumerate(sequences):
-        start = width - len(sequence) if side == "left" else 0
-        ids[i, start : start + len(sequence)] = torch.tensor(sequence, dtype=torch.long)
-        mask[i, start : start + len(sequence)] = 1
-    return ids, mask

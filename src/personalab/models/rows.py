@@ -1,5 +1,6 @@
 """What both backends need to know about dataset rows: the label each row's output is, which
-choices a row allows, the profile of its persona, and how rows are cut into eval batches.
+choices a row allows, the profile of its persona, how rows are cut into eval batches, and how
+token sequences are padded into one batch.
 """
 
 from __future__ import annotations
@@ -74,3 +75,17 @@ def eval_mode(model: torch.nn.Module) -> Iterator[None]:
             yield
     finally:
         model.train(was_training)
+
+
+def pad_sequences(
+    sequences: Sequence[list[int]], pad_value: int, side: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(ids, attention_mask)`` long tensors, padded on ``side`` ("left" or "right")."""
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_value, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for i, sequence in enumerate(sequences):
+        start = width - len(sequence) if side == "left" else 0
+        ids[i, start : start + len(sequence)] = torch.tensor(sequence, dtype=torch.long)
+        mask[i, start : start + len(sequence)] = 1
+    return ids, mask

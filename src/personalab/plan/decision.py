@@ -45,8 +45,8 @@ def reference_sentence(chosen: str, reference: dict[str, Any]) -> str:
     overall = reference["comparison"]["overall"]
     gap = (f"{overall['difference'] * 100:+.2f} pts, 95% CI [{overall['ci_low'] * 100:+.2f}, "
            f"{overall['ci_high'] * 100:+.2f}], persona-level p = {overall['p_value']:.4g}")
-    head = (f"The best reference that needs no adapter, {reference['label']}, scores {overall['accuracy_a']:.2%} "
-            f"on the test rows; {chosen} scores {overall['accuracy_b']:.2%} ({gap})")
+    head = (f"The best reference that needs no adapter, {reference['label']}, scores {overall['score_a']:.2%} "
+            f"on the test rows; {chosen} scores {overall['score_b']:.2%} ({gap})")
     if overall["difference"] > 0 and overall["ci_low"] > 0:
         return head + f": {chosen} beats it."
     if overall["difference"] > 0:

@@ -16,10 +16,10 @@ from typing import Any
 from personalab.data.yaml_reader import Reader, join, load_yaml_mapping, type_name
 from personalab.errors import PersonalabError
 from personalab.models.base import ModelSpec
-from personalab.plan.spec import SELECTION_SPLITS, STOP_RULES, Acceptance, Candidate, Gate, PlanSpec
+from personalab.plan.spec import METRICS, SELECTION_SPLITS, STOP_RULES, Acceptance, Candidate, Gate, PlanSpec
 
 TOP_KEYS = ("data", "model", "preset", "settings", "seed", "holdout", "baseline", "candidates",
-            "acceptance", "stop", "time_budget_minutes", "select_on", "repeats", "description")
+            "acceptance", "stop", "time_budget_minutes", "select_on", "repeats", "description", "metric")
 # Keys earlier versions took, and what replaced them: said plainly instead of "unknown key".
 RETIRED = {
     "split": "replaced by `select_on: val | test`: candidates are chosen on the select_on rows and the "
@@ -71,6 +71,7 @@ class _PlanReader(Reader):
             time_budget_minutes=self.number(data, "time_budget_minutes", "", None, 0.0, float("inf"), open_low=True),
             select_on=self.choice(data, "select_on", "", SELECTION_SPLITS, "val"),
             repeats=self.repeats(data),
+            metric=self.choice(data, "metric", "", METRICS, "accuracy") if data.get("metric") is not None else None,
             description=self.value(data, "description", "", "a string", "").strip(), source=self.source,
         )
         self._check_names(spec)

@@ -5,7 +5,8 @@ so that it is always complete and readable, even while the plan runs or after it
     spec          the plan as resolved (every default filled in)
     split_by      how the dataset's rows were split: row, item (whole inputs held out) or persona
     select_on     the rows candidates are chosen on (val by default); the pick is confirmed on test
-    baseline      its metrics by split (accuracy, macro-F1) and step times
+    metric        the per-row score every comparison is by (accuracy, or e.g. rougeL for generation)
+    baseline      its metrics by split (accuracy and macro-F1, or ROUGE and BLEU) and step times
     candidates    in the order tried: status (pending, accepted = met the rule on the select_on
                   rows, rejected, skipped, not run, failed), reason, metrics by split, the
                   persona-level comparison with the baseline by split (difference, CI, p,
@@ -52,13 +53,13 @@ def selection_notes(select_on: str) -> list[str]:
 class PlanRecord:
     """The content of ``plan.json`` in memory, and writing it."""
 
-    def __init__(self, spec: PlanSpec, out: Path, versions: dict[str, Any]):
+    def __init__(self, spec: PlanSpec, out: Path, versions: dict[str, Any], metric: str = "accuracy"):
         self.path = Path(out) / PLAN_JSON
         self.started = time.perf_counter()
         self.data: dict[str, Any] = {
             "format": FORMAT, "status": "running", "source": spec.source, "description": spec.description,
             "started": _now(), "updated": None, "finished": None, "select_on": spec.select_on,
-            "repeats": spec.repeats, "stop": spec.stop, "split_by": split_setting(spec.data),
+            "repeats": spec.repeats, "stop": spec.stop, "split_by": split_setting(spec.data), "metric": metric,
             "acceptance": asdict(spec.acceptance), "spec": spec.to_dict(), "versions": versions,
             "baseline": _entry(spec.baseline), "candidates": [_entry(c) for c in spec.candidates],
             "references": {}, "confirmation": None, "clustering": {}, "decision": None,

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from personalab.data.faults import fault_point
+from personalab.data.load import load_spec
 from personalab.errors import PersonalabError
 from personalab.plan.acceptance import choose, confirm, judge
 from personalab.plan.artifacts import clean_leftovers, remove, write_json
@@ -81,9 +82,10 @@ def run_plan(spec: PlanSpec, out: str | Path, progress: bool = True, steps: Step
     ``verbose``: the training and evaluation bars too; ``steps``: the work (tests script it)."""
     out = Path(out)
     dataset_hash(spec.data, spec.source)  # a missing dataset fails before RUN_DIR is made
+    metric = spec.metric_for(load_spec(spec.data).task)  # and so does a metric the task cannot have
     out.mkdir(parents=True, exist_ok=True)
     with plan_lock(out):
-        runner = _Runner(spec, out, steps or Steps.real(), progress, verbose)
+        runner = _Runner(spec, out, steps or Steps.real(), progress, verbose, metric)
         try:
             return runner.run()
         finally:
@@ -106,11 +108,11 @@ class _Step:
 
 
 class _Runner:
-    def __init__(self, spec: PlanSpec, out: Path, steps: Steps, progress: bool, verbose: bool):
-        self.spec, self.out, self.steps, self.verbose = spec, out, steps, verbose
+    def __init__(self, spec: PlanSpec, out: Path, steps: Steps, progress: bool, verbose: bool, metric: str):
+        self.spec, self.out, self.steps, self.verbose, self.metric = spec, out, steps, verbose, metric
         self.ledger = Ledger(out / LEDGER)
         self.versions = library_versions()
-        self.record = PlanRecord(spec, out, self.versions)
+        self.record = PlanRecord(spec, out, self.versions, metric)
         done = {row.step for row in self.ledger.rows() if row.status == "done"}
         self.progress = Progress(self._planned(), done, enabled=progress, upper_bound=spec.stop == "first_win")
         self.spent = 0.0  # seconds the plan's steps took (as recorded when they ran)
@@ -236,13 +238,13 @@ class _Runner:
         path = self.out / "compare" / split / f"{name}.json"
 
         def work() -> dict[str, Any]:
-            comparison = self.steps.compare(run_a, run_b, split, rule, flag_split)
+            comparison = self.steps.compare(run_a, run_b, split, rule, flag_split, self.metric)
             write_json(path, comparison)
             return comparison_summary(comparison)
 
         # Only what the statistics depend on: changing min_gain re-judges, it does not re-test.
         stats = {"n_resamples": rule.n_resamples, "confidence": rule.confidence, "seed": BOOTSTRAP_SEED,
-                 "harm_alpha": rule.harm_alpha, "flag_split": flag_split}
+                 "harm_alpha": rule.harm_alpha, "flag_split": flag_split, "metric": self.metric}
         inputs = {"runs": hashes, "split": split, "statistics": stats}
         return self._run(_Step("compare", f"{name}@{split}", inputs, path, path, work))
 
@@ -411,6 +413,6 @@ def repeat_name(name: str, seed: int) -> str:
 
 def _gain(seed: int, comparison: dict[str, Any]) -> dict[str, Any]:
     overall = comparison["overall"]
-    return {"seed": seed, "accuracy_baseline": overall["accuracy_a"], "accuracy_candidate": overall["accuracy_b"],
+    return {"seed": seed, "score_baseline": overall["score_a"], "score_candidate": overall["score_b"],
             "difference": overall["difference"], "ci_low": overall["ci_low"], "ci_high": overall["ci_high"],
             "p_value": overall["p_value"]}

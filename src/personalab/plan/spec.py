@@ -12,7 +12,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from personalab.errors import PersonalabError
+from personalab.evaluate.text_metrics import ROW_METRICS
 from personalab.models.base import ModelSpec
+
+METRICS = ("accuracy", *ROW_METRICS)
 
 STOP_RULES = ("first_win", "all")
 SELECTION_SPLITS = ("val", "test")
@@ -70,7 +74,8 @@ class Acceptance:
     """The persona-level paired test's p-value must be strictly below alpha (on the selection
     rows to be selected, on the test rows to be confirmed)."""
     min_gain: float = 0.0
-    """Accuracy difference (candidate - baseline, a fraction: 0.01 = 1 point) must reach this."""
+    """The difference of the plan's metric (candidate - baseline, a fraction: 0.01 = 1 point)
+    must reach this."""
     harm_alpha: float | None = 0.05
     """At confirmation: reject when the personas worse on the selection rows are significantly
     worse on the test rows too, at this level (``personalab.evaluate.harm``; None: no check)."""
@@ -104,12 +109,27 @@ class PlanSpec:
     repeats: int = 1
     """Seeds the baseline and the chosen candidate are trained under (the plan's seed, then
     seed + 1, ...): the report shows the gain under each."""
+    metric: str | None = None
+    """The per-row score candidates are compared with the baseline by: ``accuracy`` for a
+    classification dataset, a generation metric (``rougeL``, ``rouge1``, ...) for a generation
+    one; None: accuracy or ROUGE-L, by the dataset's task."""
     description: str = ""
     source: str = "<plan>"
     """The file it was read from, for messages."""
 
     def strategies(self) -> tuple[Candidate, ...]:
         return (self.baseline, *self.candidates)
+
+    def metric_for(self, task: str) -> str:
+        """The metric the plan compares by on a dataset of ``task``; a clear error when the
+        plan names one the task cannot have."""
+        if self.metric is None:
+            return "rougeL" if task == "generation" else "accuracy"
+        if (self.metric == "accuracy") == (task == "generation"):
+            wanted = f"one of {', '.join(ROW_METRICS)}" if task == "generation" else "accuracy"
+            raise PersonalabError(f"{self.source}: metric: {self.metric} cannot measure a {task} dataset "
+                                  f"({self.data}); use {wanted}, or leave `metric` out")
+        return self.metric
 
     def run_config(self, candidate: Candidate, seed: int | None = None):
         """The ``RunConfig`` that trains ``candidate``: preset, then the plan's settings, then

@@ -5,9 +5,10 @@ runner never special-cases a strategy and tests can script results without train
   with these options would; returns the clustering (silhouette, k, sizes, ...).
 - ``train(config, run_dir, reuse, progress)``: ``train_run`` into ``run_dir``, taking adapters
   the earlier runs in ``reuse`` trained from the same inputs; returns what training recorded.
-- ``evaluate(run_dir, split, progress)``: ``evaluate_run``; returns accuracy, macro-F1, n.
-- ``compare(baseline_dir, candidate_dir, split, acceptance, flag_split)``: ``compare_runs``'
-  dictionary (with the harm check when ``flag_split`` is given).
+- ``evaluate(run_dir, split, progress)``: ``evaluate_run``; returns n and the headline figures
+  (accuracy, macro-F1; or ROUGE, BLEU, exact match, length and own-vs-other for generation).
+- ``compare(baseline_dir, candidate_dir, split, acceptance, flag_split, metric)``:
+  ``compare_runs``' dictionary by ``metric`` (with the harm check when ``flag_split`` is given).
 - ``references(config, folder, splits)``: the reference baselines that need no adapter, fit on
   the train rows and written as evaluated runs ``folder/<name>/eval/<split>/``; returns their
   metrics (n, accuracy, macro-F1) by name and split.
@@ -27,11 +28,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from personalab.evaluate.text_metrics import ROW_METRICS
 from personalab.plan.spec import Acceptance
 
 # BENCHMARK.md fixes the bootstrap's seed, so that every plan's intervals are comparable.
 BOOTSTRAP_SEED = 0
-EVALUATION_FIELDS = ("n", "accuracy", "macro_f1", "mae")
+EVALUATION_FIELDS = ("n", "accuracy", "macro_f1", "mae", *ROW_METRICS, "bleu", "length", "own_vs_other")
 
 
 @dataclass
@@ -39,7 +41,7 @@ class Steps:
     cluster: Callable[[Any, dict, Path], dict]
     train: Callable[[Any, Path, Sequence[Path], bool], dict]
     evaluate: Callable[[Path, str, bool], dict]
-    compare: Callable[[Path, Path, str, Acceptance, str | None], dict]
+    compare: Callable[[Path, Path, str, Acceptance, str | None, str], dict]
     references: Callable[[Any, Path, Sequence[str]], dict]
     clock: Callable[[], float] = time.perf_counter
 
@@ -90,11 +92,12 @@ def evaluate_step(run_dir: Path, split: str, progress: bool) -> dict[str, Any]:
 
 
 def compare_step(baseline_dir: Path, candidate_dir: Path, split: str, rule: Acceptance,
-                 flag_split: str | None) -> dict[str, Any]:
+                 flag_split: str | None, metric: str = "accuracy") -> dict[str, Any]:
     from personalab.evaluate.compare import compare_runs
 
     return compare_runs(baseline_dir, candidate_dir, split, n_resamples=rule.n_resamples, seed=BOOTSTRAP_SEED,
-                        confidence=rule.confidence, flag_split=flag_split, harm_alpha=rule.harm_alpha or 0.05)
+                        confidence=rule.confidence, flag_split=flag_split, harm_alpha=rule.harm_alpha or 0.05,
+                        metric=metric)
 
 
 def references_step(config, folder: Path, splits: Sequence[str]) -> dict[str, Any]:

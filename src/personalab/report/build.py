@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from personalab.evaluate.figures import label as label_of
 from personalab.report.document import Bullets, Paragraph, Report, Section, Table, Trail, inline, prose, strong
 from personalab.report.folder import PlanFolder
 from personalab.report.pictures import clusters_section, gains_section, times_section, training_section
-from personalab.report.story import decision_paragraphs, evidence
+from personalab.report.story import decision_paragraphs, evidence, plan_metric
 from personalab.report.table import harm_cell, p_value, strategy_table
 
 
@@ -50,10 +51,11 @@ def confirmation_section(plan: dict[str, Any]) -> Section:
     blocks: list[Any] = [Paragraph(inline(
         strong(confirmation["candidate"]), f" (picked on the {confirmation['selected_on']} rows) against ",
         strong(plan["baseline"]["name"]), f" on {overall['n']} test rows of {overall['n_personas']} personas: "
-        f"{overall['accuracy_b']:.2%} vs {overall['accuracy_a']:.2%}, Δ {overall['difference'] * 100:+.2f} pts, "
+        f"{label_of(overall.get('metric', 'accuracy'))} {overall['score_b']:.2%} vs {overall['score_a']:.2%}, "
+        f"Δ {overall['difference'] * 100:+.2f} pts, "
         f"{overall['confidence']:.0%} CI [{overall['ci_low'] * 100:+.2f}, {overall['ci_high'] * 100:+.2f}] "
-        f"(persona bootstrap), persona-level p = {p_value(overall['p_value'])} (sign-flip permutation test; "
-        f"row-level McNemar p = {p_value(overall['mcnemar_p'])}, shown for reference only); harm check: "
+        f"(persona bootstrap), persona-level p = {p_value(overall['p_value'])} (sign-flip permutation test"
+        f"{_mcnemar(overall)}); harm check: "
         f"{harm_cell(confirmation['comparison'].get('harm'))}. ", strong(verdict), "."))]
     blocks.append(Bullets(tuple(inline(("held: " if c["passed"] else "FAILED: ") + c["text"])
                                 for c in confirmation["verdict"]["checks"])))
@@ -62,13 +64,20 @@ def confirmation_section(plan: dict[str, Any]) -> Section:
     return Section("confirmation", title, tuple(blocks))
 
 
+def _mcnemar(overall: dict[str, Any]) -> str:
+    # Right/wrong scores only: a continuous metric has no 2x2 table.
+    if overall.get("mcnemar_p") is None:
+        return ""
+    return f"; row-level McNemar p = {p_value(overall['mcnemar_p'])}, shown for reference only"
+
+
 def repeats_blocks(repeats: list[dict[str, Any]]) -> list[Any]:
     """The gain under each training seed, and its spread."""
     import numpy as np
 
     gains = np.array([r["difference"] for r in repeats]) * 100
     header = ("seed", "baseline", "candidate", "Δ (pts)", "95% CI", "p (persona)")
-    rows = tuple((str(r["seed"]), f"{r['accuracy_baseline']:.2%}", f"{r['accuracy_candidate']:.2%}",
+    rows = tuple((str(r["seed"]), f"{r['score_baseline']:.2%}", f"{r['score_candidate']:.2%}",
                   f"{r['difference'] * 100:+.2f}", f"[{r['ci_low'] * 100:+.2f}, {r['ci_high'] * 100:+.2f}]",
                   p_value(r["p_value"])) for r in repeats)
     spread = (f"mean {gains.mean():+.2f} pts, standard deviation {gains.std(ddof=1):.2f} over {len(gains)} seeds"
@@ -82,7 +91,8 @@ def strategies_section(plan: dict[str, Any]) -> Section:
     split = plan.get("select_on", "val")
     confidence = plan["acceptance"].get("confidence", 0.95)
     intro = inline(f"Selection, on the {split} rows: every candidate against the baseline ",
-                   strong(plan["baseline"]["name"]), " on the same rows. Δ: accuracy difference in percentage "
+                   strong(plan["baseline"]["name"]), f" on the same rows. Δ: {label_of(plan_metric(plan))} difference "
+                   "in percentage "
                    f"points with its {confidence:.0%} persona-level bootstrap interval (personas resampled with all "
                    "their rows); p: persona-level sign-flip permutation test; personas +/=/−: better, equal, worse; "
                    "time: the strategy's steps; accepted: met the rule on these rows.")
@@ -119,7 +129,8 @@ def _rule(plan: dict[str, Any]):
             f"(one-sided, level {rule['harm_alpha']:g})")
     repeats = ", and the gain is positive under every repeat seed" if rule.get("require_every_repeat") else ""
     return inline(strong("Acceptance rule"), f": a candidate is accepted on the {plan.get('select_on', 'val')} rows "
-                  f"when its persona-level p-value is below {rule['alpha']:g} and its accuracy gain is at least "
+                  f"when its persona-level p-value is below {rule['alpha']:g} and its {label_of(plan_metric(plan))} "
+                  "gain is at least "
                   f"{rule['min_gain'] * 100:g} points. The one candidate picked (stop: {plan.get('stop', '?')}) is "
                   f"adopted only when the same holds once on the test rows{harm}{repeats}.")
 

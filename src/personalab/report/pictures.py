@@ -7,10 +7,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from personalab.evaluate.figures import label as label_of
 from personalab.report import plots
 from personalab.report.document import Bullets, Figure, Paragraph, Section, Table, inline, strong
 from personalab.report.folder import STEP_KINDS, PlanFolder, StepTime
-from personalab.report.story import label
+from personalab.report.story import label, plan_metric
 from personalab.report.table import duration
 
 
@@ -26,20 +27,22 @@ def gains_section(folder: PlanFolder) -> Section:
             f"The per-persona detail of {entry['name']} is missing (compare/{split}/{entry['name']}.json)."), "note"),))
     flagged = _flagged(folder, entry["name"])
     baseline = folder.baseline["name"]
+    name = label_of(plan_metric(folder.plan))
     png = plots.persona_gains([p["persona_id"] for p in personas], [p["difference"] for p in personas],
                               [p["persona_id"] in flagged for p in personas],
-                              f"{entry['name']} − {baseline}, per persona ({split} rows)")
+                              f"{entry['name']} − {baseline}, per persona ({split} rows)", name)
     counts = (entry.get("comparisons") or {}).get(split, {}).get("per_persona") or _counts(personas)
-    caption = inline(f"Accuracy of {entry['name']} minus {baseline} on each persona's {split} rows, sorted. {why} ",
+    caption = inline(f"{name[:1].upper() + name[1:]} of {entry['name']} minus {baseline} on each persona's {split} "
+                     f"rows, sorted. {why} ",
                      _counts_text(counts, len(flagged)))
-    return Section("gains", title, (Figure("persona_gains", png, f"per-persona accuracy differences of "
+    return Section("gains", title, (Figure("persona_gains", png, f"per-persona {name} differences of "
                                            f"{entry['name']} against {baseline}", caption),))
 
 
 def _flagged(folder: PlanFolder, name: str) -> set[str]:
     """The personas worse under ``name`` on the validation rows: the harm check's flags."""
     personas = ((folder.comparison(name, "val") or {}).get("per_persona") or {}).get("personas") or []
-    return {p["persona_id"] for p in personas if p["b_better"] < p["a_better"]}
+    return {p["persona_id"] for p in personas if p["difference"] < 0}
 
 
 def clusters_section(folder: PlanFolder) -> Section:
@@ -115,7 +118,8 @@ def _gains_candidate(folder: PlanFolder) -> tuple[dict[str, Any] | None, str]:
     best = max(differing, key=lambda c: c["comparisons"][split]["overall"]["difference"])  # ties: the first tried
     alike = [c["name"] for c in compared if c not in differing]
     same = f" ({', '.join(alike)} predicted exactly like the baseline.)" if alike else ""
-    return best, f"No candidate was chosen; shown is the one with the largest accuracy gain, {best['name']}.{same}"
+    return best, (f"No candidate was chosen; shown is the one with the largest {label_of(plan_metric(folder.plan))} "
+                  f"gain, {best['name']}.{same}")
 
 
 def _disagreements(overall: dict[str, Any]) -> int:

@@ -29,9 +29,10 @@ class Curves:
     adapters: dict[str, tuple[list[float], list[float]]]
 
 
-def persona_gains(ids: list[str], differences: list[float], flagged: list[bool], title: str) -> bytes:
-    """Bars of per-persona accuracy differences (points), sorted; the ``flagged`` ones (worse on
-    the validation rows: the harm check's personas) saturated and outlined."""
+def persona_gains(ids: list[str], differences: list[float], flagged: list[bool], title: str,
+                  metric: str = "accuracy") -> bytes:
+    """Bars of per-persona differences of ``metric`` (points), sorted; the ``flagged`` ones
+    (worse on the validation rows: the harm check's personas) saturated and outlined."""
     order = sorted(range(len(ids)), key=lambda i: (-differences[i], ids[i]))
     values = np.array([differences[i] * 100 for i in order])
     colors = [_gain_color(values[j], flagged[i]) for j, i in enumerate(order)]
@@ -40,7 +41,7 @@ def persona_gains(ids: list[str], differences: list[float], flagged: list[bool],
     axes.bar(positions, values, color=colors, width=0.8,
              edgecolor=["#222" if flagged[i] else "none" for i in order], linewidth=0.8)
     axes.axhline(0, color="#444", linewidth=0.8)
-    axes.set_ylabel("accuracy difference (pts)")
+    axes.set_ylabel(f"{metric} difference (pts)")
     axes.set_title(title, fontsize=11)
     if len(order) <= MAX_PERSONA_LABELS:
         axes.set_xticks(positions, [ids[i] for i in order], rotation=90, fontsize=7)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from personalab.evaluate.figures import companion, label as label_of, shown
 from personalab.report.document import Evidence, Inline, Paragraph, inline, prose, strong
 
 # plan.json's candidate statuses -> what the report calls them ("pending": never got to it).
@@ -21,6 +22,11 @@ def label(entry: dict[str, Any]) -> str:
 
 def status_word(entry: dict[str, Any]) -> str:
     return STATUS_WORDS.get(entry["status"], entry["status"])
+
+
+def plan_metric(plan: dict[str, Any]) -> str:
+    """The per-row score the plan compared by (plans from before ``metric`` compared accuracy)."""
+    return plan.get("metric") or "accuracy"
 
 
 def decision_paragraphs(plan: dict[str, Any]) -> list[Paragraph]:
@@ -56,8 +62,9 @@ def _why_paragraph(decision: dict[str, Any]) -> Paragraph:
 
 
 def _baseline_line(plan: dict[str, Any], baseline: dict[str, Any]) -> Inline:
-    scores = [_score(metrics, split) for split, metrics in (baseline.get("metrics") or {}).items()
-              if metrics.get("accuracy") is not None]
+    metric = plan_metric(plan)
+    scores = [_score(metrics, split, metric) for split, metrics in (baseline.get("metrics") or {}).items()
+              if metrics.get(metric) is not None]
     if not scores:
         return inline("The baseline ", strong(baseline["name"]), " has not been evaluated.")
     branch = f" — {baseline['branch']} —" if baseline.get("branch") else ""
@@ -65,10 +72,14 @@ def _baseline_line(plan: dict[str, Any], baseline: dict[str, Any]) -> Inline:
                   "candidate is compared with it on the same rows, persona by persona.")
 
 
-def _score(metrics: dict[str, Any], split: str) -> str:
-    f1 = f", macro-F1 {metrics['macro_f1']:.4f}" if metrics.get("macro_f1") is not None else ""
+def _score(metrics: dict[str, Any], split: str, metric: str) -> str:
+    second = companion(metric)
+    beside = f", {label_of(second)} {shown(second, metrics[second])}" if metrics.get(second) is not None else ""
+    share = (metrics.get("own_vs_other") or {}).get("share")
+    if share is not None:  # generation: does it write like its own persona? (50%: no more than like another)
+        beside += f", own-vs-other {share:.1%}"
     rows = f"{metrics['n']} {split} rows" if metrics.get("n") else f"the {split} rows"
-    return f"accuracy {metrics['accuracy']:.2%}{f1} on {rows}"
+    return f"{label_of(metric)} {shown(metric, metrics[metric])}{beside} on {rows}"
 
 
 def _why(plan: dict[str, Any], entry: dict[str, Any]) -> str:
@@ -101,7 +112,8 @@ def _measured(entry: dict[str, Any], split: str) -> str:
     if not overall:
         return ""
     confidence = overall.get("confidence", 0.95)
-    return (f" Accuracy {overall['accuracy_b']:.2%} against the baseline's {overall['accuracy_a']:.2%}: "
+    name = _capital(label_of(overall.get("metric", "accuracy")))
+    return (f" {name} {overall['score_b']:.2%} against the baseline's {overall['score_a']:.2%}: "
             f"{overall['difference'] * 100:+.2f} pts, {confidence:.0%} CI [{overall['ci_low'] * 100:+.2f}, "
             f"{overall['ci_high'] * 100:+.2f}].")
 

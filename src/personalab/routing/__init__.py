@@ -6,14 +6,18 @@ for servers.
 - ``personalizers``: ``RoutingTable``, ``Ensemble``, ``PersonaBias``, their JSON, and
   ``with_identifier``, the one model-input format of persona identifiers.
 - ``scoring``: ``score_routes``, ``score_tables``, ``add_offsets`` and ``predict``.
+- ``generation``: ``generate`` and ``generate_tables``, open answers through the same routes
+  (an ensemble mixes next-token distributions).
 """
 
 from personalab.routing.personalizers import (
     IDENTIFIER_FORMAT, Ensemble, PersonaBias, Personalizer, RoutingTable, personalizer_from_json, with_identifier,
 )
+from personalab.routing.generation import Generations, generate, generate_tables
 from personalab.routing.scoring import Predictions, add_offsets, predict, predict_ensemble, score_routes, score_tables
 
 __all__ = [
-    "IDENTIFIER_FORMAT", "Ensemble", "PersonaBias", "Personalizer", "Predictions", "RoutingTable", "add_offsets",
-    "personalizer_from_json", "predict", "predict_ensemble", "score_routes", "score_tables", "with_identifier",
+    "IDENTIFIER_FORMAT", "Ensemble", "Generations", "PersonaBias", "Personalizer", "Predictions", "RoutingTable",
+    "add_offsets", "generate", "generate_tables", "personalizer_from_json", "predict", "predict_ensemble",
+    "score_routes", "score_tables", "with_identifier",
 ]

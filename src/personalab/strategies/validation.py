@@ -1,5 +1,6 @@
 """Scoring validation rows inside a strategy: what weighted merges, ensembles and routers use
-to choose their weights, temperatures and mixtures (never the test rows)."""
+to choose their weights, temperatures and mixtures (never the test rows). Choice scores need a
+label set; a generation task is scored by generating answers and their ROUGE-L instead."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import numpy as np
 
 from personalab.data.schema import Example
 from personalab.engine import Route
-from personalab.routing import RoutingTable, score_routes, score_tables
+from personalab.errors import PersonalabError
+from personalab.engine.ensemble import Space
+from personalab.routing import RoutingTable, generate_tables, score_routes, score_tables
 from personalab.strategies.base import FitContext
 from personalab.strategies.steps import UNIFIED
 
@@ -24,7 +27,13 @@ class RouteScorer:
         self.engine = context.bank.load_engine(context.backend.model, sorted({UNIFIED, *names}))
 
     def scores(self, rows: Sequence[Example], routes: Sequence[Route]) -> np.ndarray:
+        _needs_label_set(self.context)
         return score_routes(self.context.backend, self.engine, list(rows), list(routes), chunk=256, progress=False)
+
+    def generate(self, members: Sequence[tuple[RoutingTable, float]], rows: Sequence[Example],
+                 space: Space = "logprob") -> list[str]:
+        """Each row's answer (greedy) under the weighted output-space mixture of ``members``."""
+        return generate_tables(self.context.backend, self.engine, members, rows, space, progress=False)
 
     def close(self) -> None:
         self.engine.unwrap()
@@ -44,6 +53,7 @@ def score_rows_by_tables(context: FitContext, tables: Sequence[RoutingTable], ro
     """One log-score matrix per table: ``rows`` as each table routes them and shows them to the
     model (``routing.score_tables``: identifiers included), in a temporary engine."""
     names = [name for table in tables for row in rows for name in table.route(row.persona_id).adapters]
+    _needs_label_set(context)
     scorer = RouteScorer(context, names)
     try:
         return score_tables(context.backend, scorer.engine, tables, rows, chunk=256, progress=False)
@@ -74,3 +84,20 @@ def accuracy_by_persona(rows: Sequence[Example], hits: np.ndarray) -> dict[str, 
     for row, hit in zip(rows, hits.tolist()):
         by_persona[row.persona_id].append(hit)
     return {pid: float(np.mean(h)) for pid, h in by_persona.items()}
+
+
+def rouge_l(predicted: str, reference: str) -> float:
+    """ROUGE-L F of one generated answer: the same ``rouge-score`` call as
+    ``personalab.evaluate.text_metrics`` (a layer above strategies, so not imported), so that a
+    weight tuned here maximizes what evaluation reports (a test checks the two agree)."""
+    from rouge_score.rouge_scorer import RougeScorer
+
+    return float(RougeScorer(["rougeL"], use_stemmer=False).score(reference, predicted)["rougeL"].fmeasure)
+
+
+def _needs_label_set(context: FitContext) -> None:
+    if context.dataset.spec.task == "generation":
+        raise PersonalabError(
+            "this strategy chooses its weights by scoring validation rows against the task's label set, and a "
+            "generation dataset has none; for generation use unified, per_persona, per_cluster, from_unified, "
+            "persona_token or ensemble")

@@ -19,6 +19,7 @@ from personalab.engine import (
     write_peft_adapter,
 )
 from personalab.models import CausalLMBackend, ClassifierBackend, ModelSpec
+from personalab.models.decoding import GenerationSettings
 
 PROFILES = {"ana": "a young teacher who likes jazz music", "bo": "an older farmer"}
 CLASSIFIER_CHOICES = ("negative", "neutral", "positive")
@@ -400,3 +401,28 @@ def test_generate_follows_each_rows_route(causal_setup):
                 **kwargs,
             )
             assert torch.equal(got[k], want[0]), name
+
+
+def test_backend_generation_through_routes_is_token_identical_to_peft_greedy(causal_setup):
+    """The backend's own decoding loop, one batch holding every row under every adapter
+    (prompts of different lengths: left padding), against transformers' greedy ``generate``
+    of PEFT with that adapter active, row by row."""
+    setup = causal_setup
+    engine = setup.engine()
+    engine.set_routes([Route.single(name) for name in NAMES])
+    rows = setup.rows * len(NAMES)
+    route_ids = [k for k in range(len(NAMES)) for _ in setup.rows]
+    settings = GenerationSettings(max_new_tokens=8)
+    got = setup.backend.generate(engine, rows, route_ids, settings)
+    tokenizer = setup.backend.tokenizer
+    for k, name in enumerate(NAMES):
+        for i, row in enumerate(setup.rows):
+            prompt = torch.tensor([setup.backend.prompt_ids(row)])
+            with torch.no_grad():
+                out = peft_with(setup, name).generate(
+                    input_ids=prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=8,
+                    do_sample=False, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                )
+            want = tokenizer.decode(out[0, prompt.shape[1]:], skip_special_tokens=True).strip()
+            assert got[k * len(setup.rows) + i] == want, (name, i)
+    assert len(set(got)) > len(setup.rows)  # the adapters change the answers: not vacuous

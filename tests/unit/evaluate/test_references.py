@@ -95,8 +95,8 @@ def test_written_folders_round_trip_through_compare_runs(no_embeddings, tmp_path
         assert metrics["strategy"] == name and metrics["split"] == "test" and metrics["n"] == len(TEST)
     result = compare_runs(tmp_path / "majority", tmp_path / "persona_majority", "test", n_resamples=99)
     overall = result["overall"]
-    assert overall["accuracy_a"] == pytest.approx(results["majority"]["test"]["accuracy"])
-    assert overall["accuracy_b"] == pytest.approx(results["persona_majority"]["test"]["accuracy"])
+    assert overall["score_a"] == pytest.approx(results["majority"]["test"]["accuracy"])
+    assert overall["score_b"] == pytest.approx(results["persona_majority"]["test"]["accuracy"])
     assert result["b"]["strategy"] == "persona_majority"
 
 

@@ -58,7 +58,7 @@ def test_counts_and_accuracies():
     b = np.array([1, 0, 1, 1, 1, 0, 0], dtype=bool)
     result = paired_comparison(ids, a, b, n_resamples=99)
     assert (result.n, result.n_personas) == (7, 2)
-    assert result.accuracy_a == pytest.approx(4 / 7) and result.accuracy_b == pytest.approx(4 / 7)
+    assert result.score_a == pytest.approx(4 / 7) and result.score_b == pytest.approx(4 / 7)
     assert result.difference == pytest.approx(0.0)
     assert result.table == ((2, 2), (2, 1))  # both right, only A; only B, both wrong
     assert (result.b_better, result.a_better) == (2, 2)
@@ -174,14 +174,30 @@ def test_accepts_zero_one_and_lists():
 @pytest.mark.parametrize("ids, a, b, message", [
     ([], [], [], "no rows"),
     (["x", "x"], [True, False], [True], "same rows"),
-    (["x", "x"], ["yes", "no"], ["no", "no"], "booleans"),
-    (["x", "x"], [0, 2], [1, 1], "booleans"),
+    (["x", "x"], ["yes", "no"], ["no", "no"], "booleans or numbers"),
+    (["x", "x"], [0.5, float("nan")], [1, 1], "finite"),
     (["x"], [[True]], [[True]], "one-dimensional"),
     (["x"], [True, False], [True, True], "persona ids"),
 ])
 def test_bad_inputs_raise_clear_errors(ids, a, b, message):
     with pytest.raises(ValueError, match=message):
         paired_comparison(ids, a, b)
+
+
+def test_continuous_scores_are_compared_by_the_same_persona_level_machinery():
+    """Per-row ROUGE-like scores in [0, 1]: the same scipy bootstrap and sign-flip test on the
+    per-persona sums, and no 2x2 table or McNemar (which need right/wrong)."""
+    rng = np.random.default_rng(11)
+    ids = np.repeat([f"p{i}" for i in range(12)], 5)
+    a = rng.random(len(ids))
+    b = np.clip(a + rng.normal(0.05, 0.1, len(ids)), 0, 1)
+    result = paired_comparison(ids, a, b, n_resamples=999, seed=2, metric="rougeL")
+    assert result.metric == "rougeL" and result.table is None and result.mcnemar_p is None
+    assert (result.score_a, result.score_b) == (pytest.approx(a.mean()), pytest.approx(b.mean()))
+    assert (result.b_better, result.a_better) == (int(np.sum(b > a)), int(np.sum(a > b)))
+    assert result.p_value == pytest.approx(direct_permutation(ids, a, b, 999, 2), rel=1e-12)
+    assert result.ci == pytest.approx(direct_bootstrap(ids, a, b, 999, 2), rel=1e-9)
+    assert json.loads(json.dumps(result.to_dict()))["table"] is None
 
 
 def test_bad_parameters_raise_clear_errors():

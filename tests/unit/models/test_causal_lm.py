@@ -11,6 +11,7 @@ from peft import LoraConfig, get_peft_model
 from personalab.data.schema import Example
 from personalab.errors import PersonalabError
 from personalab.models import CausalLMBackend, ModelSpec
+from personalab.models.decoding import GenerationSettings
 
 CHOICES = ("no", "yes", "maybe not")  # "maybe not" is several tokens
 PROFILES = {"ana": "a young teacher who likes jazz music", "bo": "an older farmer"}
@@ -19,6 +20,7 @@ ROWS = [
     Example("bo", "The product arrived late and broken, so I want my money back.", "yes", "train"),
     Example("ana", "Is the weather cold?", "maybe not", "train", choices=("yes", "maybe not")),
 ]
+SIX = GenerationSettings(max_new_tokens=6)
 
 
 @pytest.fixture(scope="module", params=["chat", "plain"])
@@ -139,15 +141,15 @@ def test_loss_is_the_mean_nll_of_the_target_tokens_only(backend):
 
 
 def test_generate_is_greedy_deterministic_and_independent_of_batching(backend):
-    answers = backend.generate(backend.model, ROWS, max_new_tokens=6)
+    answers = backend.generate(backend.model, ROWS, settings=SIX)
     assert len(answers) == len(ROWS) and all(isinstance(a, str) and a for a in answers)
-    assert backend.generate(backend.model, ROWS, max_new_tokens=6) == answers
-    one_by_one = [backend.generate(backend.model, [row], max_new_tokens=6)[0] for row in ROWS]
+    assert backend.generate(backend.model, ROWS, settings=SIX) == answers
+    one_by_one = [backend.generate(backend.model, [row], settings=SIX)[0] for row in ROWS]
     assert one_by_one == answers
 
 
 def test_generate_excludes_the_prompt(backend):
-    answer = backend.generate(backend.model, ROWS[:1], max_new_tokens=1)[0]
+    answer = backend.generate(backend.model, ROWS[:1], settings=GenerationSettings(max_new_tokens=1))[0]
     prompt = backend.prompt_ids(ROWS[0])
     with torch.no_grad():
         ids = torch.tensor([prompt], device=backend.device)

@@ -23,12 +23,14 @@ class Script:
     (default: the validation figures, and a harm check that finds nothing)."""
 
     def __init__(self, results: dict, silhouette: float = 0.3, slow: dict | None = None,
-                 fail: dict | None = None, test: dict | None = None):
+                 fail: dict | None = None, test: dict | None = None, metric: str = "accuracy"):
         self.results, self.silhouette, self.test = results, silhouette, test or {}
         self.slow = slow or {}  # name -> seconds its training takes, on the scripted clock
         self.now = 0.0  # the scripted clock: only scripted training moves it
         self.fail = fail or {}  # name -> exception its training raises
         self.calls: list[tuple[str, str]] = []
+        self.task = "generation" if metric != "accuracy" else "classification"  # what evaluate pretends
+        self.metrics: set[str] = set()  # what the comparisons were asked to compare by
 
     def steps(self) -> Steps:
         return Steps(cluster=self.cluster, train=self.train, evaluate=self.evaluate, compare=self.compare,
@@ -56,10 +58,14 @@ class Script:
         (folder / "predictions.jsonl").write_text((run_dir / "personalizer.json").read_text())
         (folder / "metrics.json").write_text("{}")
         difference = self.figures(run_dir.name.partition(".seed")[0], split)[0]
+        if self.task == "generation":  # what evaluate returns for generated text
+            return {"n": 100, "rouge1": 0.3 + difference, "rougeL": 0.2 + difference, "bleu": 5.0,
+                    "own_vs_other": {"share": 0.55, "rows": 40}}
         return {"n": 100, "accuracy": 0.6 + difference, "macro_f1": 0.55 + difference}
 
-    def compare(self, baseline: Path, candidate: Path, split: str, rule, flag_split) -> dict:
+    def compare(self, baseline: Path, candidate: Path, split: str, rule, flag_split, metric) -> dict:
         self.calls.append(("compare", f"{candidate.name}@{split}"))
+        self.metrics.add(metric)
         difference, p, harm_p = self.figures(candidate.name.partition(".seed")[0], split)
         harm = None if flag_split is None else {"flag_split": flag_split, "n_flagged": 3, "n_tested": 3,
                                                  "flagged_difference": -0.01, "p_value": harm_p, "alpha": 0.05,
@@ -87,7 +93,7 @@ def comparison(difference: float, p: float, split: str = "val", harm: dict | Non
     """A ``compare_runs``-shaped result."""
     return {
         "split": split,
-        "overall": {"n": 100, "n_personas": 10, "accuracy_a": 0.6, "accuracy_b": 0.6 + difference,
+        "overall": {"n": 100, "n_personas": 10, "score_a": 0.6, "score_b": 0.6 + difference,
                     "difference": difference, "p_value": p, "ci_low": difference - 0.05, "ci_high": difference + 0.05,
                     "confidence": 0.95, "b_better": 10, "a_better": 5, "mcnemar_p": p, "ci_method": "BCa",
                     "n_resamples": 99, "seed": 0},
@@ -400,3 +406,35 @@ def test_plan_json_and_progress_lines(make_spec, tmp_path, capsys):
     assert plan["select_on"] == "val" and plan["split_by"] == "row"
     with sqlite3.connect(tmp_path / "out" / "ledger.sqlite") as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+# ----- the metric compared by -------------------------------------------------------------------
+
+
+def test_a_plan_compares_by_accuracy_or_by_rouge_l_as_its_dataset_s_task_says(make_spec, data_dir, tmp_path):
+    script = Script({"a": (0.03, 0.01)})
+    result = run_plan(make_spec([candidate("a")]), tmp_path / "classification", progress=False, steps=script.steps())
+    assert script.metrics == {"accuracy"} and result.plan["metric"] == "accuracy"
+    (data_dir / "dataset.yaml").write_text("name: scripted\ntask: generation\n")
+    script = Script({"a": (0.03, 0.01)}, metric="rougeL")
+    result = run_plan(make_spec([candidate("a")]), tmp_path / "generation", progress=False, steps=script.steps())
+    assert script.metrics == {"rougeL"} and result.plan["metric"] == "rougeL"
+    script = Script({"a": (0.03, 0.01)}, metric="rouge1")
+    run_plan(make_spec([candidate("a")], metric="rouge1"), tmp_path / "rouge1", progress=False, steps=script.steps())
+    assert script.metrics == {"rouge1"}
+    report = (tmp_path / "rouge1" / "report.md").read_text()
+    assert "| strategy | ROUGE-1 | BLEU |" in report and "30.00%" in report  # the table shows the plan's metric
+    assert "ROUGE-1 30.00%, BLEU 5.00, own-vs-other 55.0% on 100 val rows" in report
+
+
+def test_a_metric_the_dataset_cannot_have_is_refused_before_anything_runs(make_spec, data_dir, tmp_path):
+    with pytest.raises(PersonalabError, match="metric: rougeL cannot measure a classification dataset"):
+        run_plan(make_spec([candidate("a")], metric="rougeL"), tmp_path / "out", progress=False,
+                 steps=Script({}).steps())
+    (data_dir / "dataset.yaml").write_text("name: scripted\ntask: generation\n")
+    with pytest.raises(PersonalabError, match="cannot measure a generation dataset.*rougeL"):
+        run_plan(make_spec([candidate("a")], metric="accuracy"), tmp_path / "out", progress=False,
+                 steps=Script({}).steps())
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(PersonalabError, match="'bleu' is not one of accuracy, rouge1"):
+        make_spec([candidate("a")], metric="bleu")

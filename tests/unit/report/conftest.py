@@ -28,7 +28,7 @@ SPLITS = ("val", "test")
 
 
 def personas(differences: list[float]) -> list[dict]:
-    return [{"persona_id": f"p{i:02d}", "n": 10, "accuracy_a": 0.5, "accuracy_b": 0.5 + d, "difference": d,
+    return [{"persona_id": f"p{i:02d}", "n": 10, "score_a": 0.5, "score_b": 0.5 + d, "difference": d,
              "b_better": max(0, round(d * 10)), "a_better": max(0, round(-d * 10))}
             for i, d in enumerate(differences)]
 
@@ -40,7 +40,7 @@ def comparison(difference: float, p: float, rows: list[dict], split: str = "val"
                                         "flagged_difference": -0.05, "p_value": 0.4, "alpha": 0.05, "harmful": False}
     return {
         "split": split,
-        "overall": {"n": 200, "n_personas": len(rows), "accuracy_a": 0.6, "accuracy_b": 0.6 + difference,
+        "overall": {"n": 200, "n_personas": len(rows), "score_a": 0.6, "score_b": 0.6 + difference,
                     "difference": difference, "p_value": p, "ci_low": difference - 0.03, "ci_high": difference + 0.03,
                     "confidence": 0.95, "b_better": 30, "a_better": 20, "mcnemar_p": p / 10, "ci_method": "BCa",
                     "n_resamples": 999, "seed": 0, "table": [[100, 20], [30, 50]],
@@ -69,7 +69,7 @@ def judged(record: dict, fulls: dict[str, dict]) -> dict:
     verdict = judge(fulls["val"], RULE)
     record.update(comparisons={split: summary(full) for split, full in fulls.items()}, verdict=verdict.to_dict(),
                   reason=verdict.explain(), status="accepted" if verdict.accepted else "rejected",
-                  metrics={split: {"accuracy": full["overall"]["accuracy_b"], "macro_f1": 0.5, "n": 200}
+                  metrics={split: {"accuracy": full["overall"]["score_b"], "macro_f1": 0.5, "n": 200}
                            for split, full in fulls.items()})
     return record
 
