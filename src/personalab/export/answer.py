@@ -59,14 +59,23 @@ def answer(run: Run, persona_id: str, texts: Sequence[str], profile: str | None 
         table = bias.inner if bias else run.personalizer
         route, how = _route(run, table, persona_id, known, profile)
         model_rows = [table.model_row(row) for row in rows]  # identifiers (persona_token)
-        scores = score_routes(run.backend, run.model, model_rows, [route] * len(rows), chunk=256, progress=False)
-        identifier = table.identifier(persona_id)
-        shown = f"{route} with identifier {identifier!r}" if identifier else str(route)
+        vectors = [table.vector(persona_id)] * len(rows)  # learned persona vectors (persona_token)
+        scores = score_routes(run.backend, run.model, model_rows, [route] * len(rows), chunk=256, progress=False,
+                              vectors=vectors)
+        shown = _shown(table, route, persona_id)
         if bias:
             scores = add_offsets(scores, rows, bias)
             how += ", plus its own choice offsets" if persona_id in bias.offsets else ", without choice offsets (none fit for it)"
     answers = [_answer(text, row_scores, run.backend.choices) for text, row_scores in zip(texts, scores)]
     return PersonaAnswers(persona_id, how + ignored, shown, answers)
+
+
+def _shown(table: RoutingTable, route: Route, persona_id: str) -> str:
+    """The route in words, with the persona's identity (``persona_token``) when it has one."""
+    identifier = table.identifier(persona_id)
+    if identifier:
+        return f"{route} with identifier {identifier!r}"
+    return f"{route} with its learned persona vector" if table.vector(persona_id) else str(route)
 
 
 def _check_request(run: Run, texts: Sequence[str]) -> None:
