@@ -180,8 +180,8 @@ def vectors_of(*personalizers: Personalizer) -> str:
             tables.append(personalizer)
     sources = sorted({table.vectors for table in tables if table.vectors})
     if len(sources) > 1:  # an engine holds one table of input vectors
-        raise PersonalabError(f"persona vectors of {len(sources)} adapters ({', '.join(sources)}) would be needed "
-                         "together; an engine holds one set")
+        raise PersonalabError(f"persona vectors of {len(sources)} adapters ({', '.join(sources)}) would be "
+                              "needed together; an engine holds one set")
     return sources[0] if sources else ""
 
 
