@@ -56,8 +56,6 @@ first; a causal LM needs nothing before its own adapter.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from personalab.data.schema import Example
@@ -107,13 +105,8 @@ class PersonaToken:
             raise PersonalabError(
                 f"persona_token anonymous_share must be a number in [0, 1) (the share of train rows trained "
                 f"without an identity, for new personas), not {anonymous_share!r}")
-        vector_lr = VECTOR_LR if vector_lr is None else vector_lr
-        if isinstance(vector_lr, bool) or not isinstance(vector_lr, (int, float)) or not 0 < vector_lr <= 1 \
-                or not math.isfinite(vector_lr):
-            raise PersonalabError(f"persona_token vector_lr must be a number in (0, 1] (the peak learning rate of "
-                                  f"the persona vectors; default {VECTOR_LR:g}), not {vector_lr!r}")
         self.identity, self.tokens, self.anonymous_share = identity, tokens, float(anonymous_share)
-        self.vector_lr = float(vector_lr)
+        self.vector_lr = _checked_vector_lr(VECTOR_LR if vector_lr is None else vector_lr)
 
     def fit(self, context: FitContext) -> RoutingTable:
         head = ensure_unified(context) if context.backend.trainable_base_parameters() else None
@@ -177,6 +170,14 @@ def _check_belongs(identity: str, **options) -> None:
         if value is not None and owner[option] != identity:
             raise PersonalabError(f"persona_token {option} applies to identity {owner[option]!r} only; "
                                   f"this run's identity is {identity!r} (leave {option} out)")
+
+
+def _checked_vector_lr(value) -> float:
+    # "not 0 < value <= 1" is also true of nan and inf.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise PersonalabError(f"persona_token vector_lr must be a number in (0, 1] (the peak learning rate of the "
+                              f"persona vectors; default {VECTOR_LR:g}), not {value!r}")
+    return float(value)
 
 
 def anonymous_rows(n_rows: int, share: float, seed: int) -> np.ndarray:
