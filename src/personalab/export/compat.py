@@ -370,11 +370,10 @@ def _one_scale(facts: AdapterFacts) -> list[Problem]:
 
 
 def _persona_vectors(file: str | None) -> Problem:
-    return Problem("(persona vectors)", f"{NOT_SERVABLE} with inputs_embeds: the run adds a learned vector per "
-                                        f"persona ({file}) to every input embedding, and vLLM's LoRA serving takes "
-                                        "token ids only; serve with transformers + PEFT passing inputs_embeds = "
-                                        "embed(input_ids) + vector[persona] (routing.json 'vectors')",
-                   rule="persona_vectors")
+    return Problem("(persona vectors)", f"not servable by vLLM: the run adds a learned vector per persona ({file}) "
+                                        "to every input embedding, and vLLM's LoRA serving takes token ids only; "
+                                        "serve with PEFT, passing inputs_embeds = embed(input_ids) + "
+                                        "vector[persona] (routing.json 'vectors')", rule="persona_vectors")
 
 
 def _rank_range(ranks: Mapping[str, int]) -> str:
