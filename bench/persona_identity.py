@@ -72,7 +72,8 @@ def main() -> None:
     finish(results, args.out, [("seconds_unified", "unified s"), ("seconds_persona_token", "token s"),
                                ("token_over_unified", "token/unified"),
                                ("learned_over_unified", "learned/unified"), ("accuracy_unified", "unified acc"),
-                               ("accuracy_persona_token", "token acc"), ("accuracy_persona_token_learned", "learned acc"),
+                               ("accuracy_persona_token", "token acc"),
+                               ("accuracy_persona_token_learned", "learned acc"),
                                ("accuracy_persona_bias", "bias acc"), ("p_persona_token", "token p"),
                                ("p_persona_token_learned", "learned p"), ("p_persona_bias", "bias p")])
 

@@ -157,7 +157,9 @@ def test_the_adapter_is_kept_apart_and_reused_with_its_vectors_by_fingerprint(ru
     again = tmp_path / "again"  # the same config again (a resumed plan): reused, vectors and all
     train_run(config(data_dir, "tiny-classifier", **LEARNED), again, progress=False, reuse=[text, first])
     assert set(training_records(again)["reused"]) == {"unified", VECTOR_ADAPTER}
-    assert torch.equal(AdapterBank(again / "bank").read_vectors(VECTOR_ADAPTER)[1], bank.read_vectors(VECTOR_ADAPTER)[1])
+    reused = AdapterBank(again / "bank").read_vectors(VECTOR_ADAPTER)
+    assert reused[0] == bank.read_vectors(VECTOR_ADAPTER)[0]
+    assert torch.equal(reused[1], bank.read_vectors(VECTOR_ADAPTER)[1])
     faster = tmp_path / "faster"  # another vector learning rate: other vectors, trained anew
     train_run(config(data_dir, "tiny-classifier", identity="learned", vector_lr=2e-2), faster, progress=False,
               reuse=[first])

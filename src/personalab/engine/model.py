@@ -139,7 +139,8 @@ class MultiLoraModel(nn.Module):
         hidden = embeddings.weight.shape[1]
         table = torch.zeros(len(names), hidden) if vectors is None else vectors
         if table.dim() != 2 or table.shape[1] != hidden:
-            raise ValueError(f"input vectors must be [n, {hidden}] (the model's embedding size), got {list(table.shape)}")
+            raise ValueError(f"input vectors must be [n, {hidden}] (the model's embedding size), "
+                             f"got {list(table.shape)}")
         self.input_vectors = InputVectors(names, table, trainable).to(embeddings.weight.device)
         if self._vector_hook is None:
             self._vector_hook = embeddings.register_forward_hook(self._add_input_vectors)

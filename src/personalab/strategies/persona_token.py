@@ -66,7 +66,8 @@ from personalab.strategies.base import FitContext
 from personalab.strategies.identifiers import SALT, draw_identifiers, identifier_vocabulary
 from personalab.strategies.registry import register
 from personalab.strategies.steps import (
-    ensure_unified, fingerprint, reuse_adapter, rows_by_persona, train_shared_adapter, train_shared_adapter_with_vectors,
+    ensure_unified, fingerprint, reuse_adapter, rows_by_persona, train_shared_adapter,
+    train_shared_adapter_with_vectors,
 )
 
 # Neither is "unified": their inputs differ, so they must never be mistaken for (or reused as)
@@ -125,7 +126,8 @@ class PersonaToken:
         context.records["default_route_personas"] = cold
         return table
 
-    def _fit_text(self, context: FitContext, head: str | None, plain: list[Example], anonymous: np.ndarray) -> RoutingTable:
+    def _fit_text(self, context: FitContext, head: str | None, plain: list[Example],
+                  anonymous: np.ndarray) -> RoutingTable:
         table = self.routing_table(context)
         train = [row if hidden else table.model_row(row) for row, hidden in zip(plain, anonymous)]
         val = [table.model_row(row) for row in context.dataset.split("val")]
