@@ -9,10 +9,13 @@ MiniLM (the classifier slot) and the tiny causal LM, through ``personalab.rundir
 - unified: one adapter on all train rows (and, for a classifier, its head);
 - persona_token: one shared adapter on the same rows with each persona's identifier in front
   (it reuses unified's run for the classifier head, so its time is its own adapter alone);
+- persona_token_learned: the same with ``identity: learned``, a learned vector per persona
+  added to the input embeddings instead of the identifier (reuses unified's run likewise);
 - persona_bias: per-persona offsets over unified's scores (reuses unified's adapter).
 
-Reported per model: training seconds of unified and persona_token and their ratio
-(``token_over_unified``, the issue asks for <= 1.3), and each strategy's test accuracy with the
+Reported per model: training seconds of unified and both persona_token runs and their ratios
+(``token_over_unified``, ``learned_over_unified``; the issue asks for <= 1.3), and each
+strategy's test accuracy with the
 persona-level paired comparison against unified (``personalab.evaluate.compare``: difference,
 95% persona bootstrap CI, sign-flip p). Timings come from one run: compare the ratio, not the
 seconds, on a shared machine. ``--quick`` (6 personas, 1 epoch, 1 thread) only checks that it
@@ -38,7 +41,13 @@ from personalab.models.base import ModelSpec
 from personalab.rundir import RunConfig, train_run
 from personalab.train.presets import resolve_settings
 
-STRATEGIES = ("unified", "persona_token", "persona_bias")
+# run name -> (strategy, its options)
+STRATEGIES = {
+    "unified": ("unified", {}),
+    "persona_token": ("persona_token", {}),
+    "persona_token_learned": ("persona_token", {"identity": "learned"}),
+    "persona_bias": ("persona_bias", {}),
+}
 
 
 def main() -> None:
@@ -61,28 +70,32 @@ def main() -> None:
         for slot, name in model_names(args).items():
             results[slot] = run_model(Path(work) / slot, data, name, device, args)
     finish(results, args.out, [("seconds_unified", "unified s"), ("seconds_persona_token", "token s"),
-                               ("token_over_unified", "token/unified"), ("accuracy_unified", "unified acc"),
-                               ("accuracy_persona_token", "token acc"), ("accuracy_persona_bias", "bias acc"),
-                               ("p_persona_token", "token p"), ("p_persona_bias", "bias p")])
+                               ("token_over_unified", "token/unified"),
+                               ("learned_over_unified", "learned/unified"), ("accuracy_unified", "unified acc"),
+                               ("accuracy_persona_token", "token acc"),
+                               ("accuracy_persona_token_learned", "learned acc"),
+                               ("accuracy_persona_bias", "bias acc"), ("p_persona_token", "token p"),
+                               ("p_persona_token_learned", "learned p"), ("p_persona_bias", "bias p")])
 
 
 def run_model(root: Path, data: Path, name: str, device: str, args) -> dict[str, Any]:
-    """Train the three strategies on ``name``; their seconds, accuracies and comparisons."""
+    """Train every run of ``STRATEGIES`` on ``name``; their seconds, accuracies and comparisons."""
     record: dict[str, Any] = {"model": name}
-    for strategy in STRATEGIES:
-        config = RunConfig(data=str(data), strategy=strategy, seed=args.seed,
+    for run, (strategy, options) in STRATEGIES.items():
+        config = RunConfig(data=str(data), strategy=strategy, strategy_options=options, seed=args.seed,
                            model=ModelSpec(name=name, device=device, with_profile=False),
                            settings=resolve_settings(epochs=args.epochs))
-        reuse = [] if strategy == "unified" else [root / "unified"]
-        _, seconds = timed(device, lambda: train_run(config, root / strategy, progress=False, reuse=reuse))
-        record[f"seconds_{strategy}"] = seconds
-        record[f"accuracy_{strategy}"] = evaluate_run(root / strategy, progress=False, references=False)["accuracy"]
-        if strategy != "unified":
-            overall = compare_runs(root / "unified", root / strategy, "test", n_resamples=999, seed=0)["overall"]
-            record[f"difference_{strategy}"] = overall["difference"]
-            record[f"ci_{strategy}"] = [overall["ci_low"], overall["ci_high"]]
-            record[f"p_{strategy}"] = overall["p_value"]
+        reuse = [] if run == "unified" else [root / "unified"]
+        _, seconds = timed(device, lambda: train_run(config, root / run, progress=False, reuse=reuse))
+        record[f"seconds_{run}"] = seconds
+        record[f"accuracy_{run}"] = evaluate_run(root / run, progress=False, references=False)["accuracy"]
+        if run != "unified":
+            overall = compare_runs(root / "unified", root / run, "test", n_resamples=999, seed=0)["overall"]
+            record[f"difference_{run}"] = overall["difference"]
+            record[f"ci_{run}"] = [overall["ci_low"], overall["ci_high"]]
+            record[f"p_{run}"] = overall["p_value"]
     record["token_over_unified"] = record["seconds_persona_token"] / record["seconds_unified"]
+    record["learned_over_unified"] = record["seconds_persona_token_learned"] / record["seconds_unified"]
     return record
 
 

@@ -38,7 +38,7 @@ from personalab.engine import MultiLoraModel
 from personalab.errors import PersonalabError
 from personalab.models import build_backend
 from personalab.models.base import Backend, ModelSpec
-from personalab.routing import Personalizer, personalizer_from_json
+from personalab.routing import Personalizer, personalizer_from_json, vectors_of
 from personalab.strategies import FitContext, get_strategy
 from personalab.strategies.steps import dataset_fingerprint, fingerprint
 from personalab.train.adapters import HEAD_FILE, load_head
@@ -190,7 +190,8 @@ def open_run(root: Path) -> Run:
     personalizer = personalizer_from_json(json.loads((root / PERSONALIZER).read_text(encoding="utf-8")))
     backend = _backend(config, dataset)
     load_head(backend, root)
-    model = AdapterBank(root / "bank").load_engine(backend.model, personalizer.adapters())
+    model = AdapterBank(root / "bank").load_engine(backend.model, personalizer.adapters(),
+                                                   vectors=vectors_of(personalizer))
     return Run(root, config, dataset, backend, personalizer, model)
 
 

@@ -65,8 +65,9 @@ def test_mixed_eval_quick(tmp_path):
 def test_persona_identity_quick(tmp_path):
     results = run_quick("persona_identity.py", tmp_path / "identity.json")
     for model in MODELS:
-        assert_finite_positive(results, model, ("seconds_unified", "seconds_persona_token", "token_over_unified"))
-        for strategy in ("persona_token", "persona_bias"):
+        assert_finite_positive(results, model, ("seconds_unified", "seconds_persona_token", "token_over_unified",
+                                                "seconds_persona_token_learned", "learned_over_unified"))
+        for strategy in ("persona_token", "persona_token_learned", "persona_bias"):
             low, high = results[model][f"ci_{strategy}"]
             assert low <= results[model][f"difference_{strategy}"] <= high
             assert 0 < results[model][f"p_{strategy}"] <= 1

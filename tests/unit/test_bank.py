@@ -337,3 +337,53 @@ def test_unknown_adapter_names_get_a_clear_error(bank, base):
     bank.save("persona/alice", lora_model(base, ["v"]), adapter_name="v")
     with pytest.raises(PersonalabError, match="not in the bank.*did you mean 'persona/alice'"):
         bank.load_into(copy.deepcopy(base), ["persona/alicia"])
+
+
+# --- persona vectors -------------------------------------------------------------------------
+
+
+def test_persona_vectors_save_load_bit_identical_and_travel_with_their_adapter(bank, base, tmp_path):
+    from personalab.engine import read_peft_adapter
+
+    peft = lora_model(base, ["v"])
+    peft.save_pretrained(str(tmp_path / "peft"), selected_adapters=["v"])
+    weights = read_peft_adapter(tmp_path / "peft" / "v")
+    personas = ["Zoë 🙂", "a/b", "p0"]  # any id: the order lives in the metadata, not in tensor keys
+    # Values that float16 or bfloat16 rounding would change: a lossy save fails the equality.
+    vectors = torch.randn(3, base.config.hidden_size, generator=torch.Generator().manual_seed(3)) / 3
+    bank.save_weights("unified_vectors", weights, str(base.name_or_path), vectors=(personas, vectors))
+    read_personas, read = bank.read_vectors("unified_vectors")
+    assert read_personas == personas and read.dtype == torch.float32 and torch.equal(read, vectors)
+    assert "persona_vectors.safetensors" in bank.entry("unified_vectors")["files"]
+
+    engine = bank.load_engine(copy.deepcopy(base), ["unified_vectors"], vectors="unified_vectors")
+    names, table = engine.input_vector_table()
+    assert names == personas and torch.equal(table, vectors)
+
+    other = AdapterBank(tmp_path / "other")  # reuse copies a run's adapter into another bank
+    other.import_adapter("unified_vectors", bank.path("unified_vectors"))
+    assert torch.equal(other.read_vectors("unified_vectors")[1], vectors)
+    exported = bank.export("unified_vectors", tmp_path / "served")
+    assert sorted(p.name for p in exported.iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
+
+    lora_only = AdapterBank(tmp_path / "plain")
+    lora_only.save_weights("unified", weights, str(base.name_or_path))
+    with pytest.raises(PersonalabError, match="adapter 'unified' has no persona vectors"):
+        lora_only.read_vectors("unified")
+    (bank.path("unified_vectors") / "persona_vectors.safetensors").write_bytes(b"changed behind the bank's back")
+    with pytest.raises(PersonalabError, match="not the ones the manifest recorded"):
+        bank.read_vectors("unified_vectors")
+
+
+def test_a_damaged_vector_file_is_refused_with_its_reason(tmp_path):
+    from personalab.bank.vectors import read_vectors, write_vectors
+    from personalab.data.atomic import atomic_write_safetensors
+
+    with pytest.raises(ValueError, match="distinct personas"):
+        write_vectors(tmp_path / "v.safetensors", ["a", "a"], torch.zeros(2, 4))
+    atomic_write_safetensors(tmp_path / "other.safetensors", {"weight": torch.zeros(2, 4)})
+    with pytest.raises(PersonalabError, match="not a persona-vector file"):
+        read_vectors(tmp_path / "other.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"junk")
+    with pytest.raises(PersonalabError, match="not a readable safetensors file"):
+        read_vectors(tmp_path / "junk.safetensors")

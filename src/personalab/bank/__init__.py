@@ -5,6 +5,7 @@ manifest (base model, LoRA settings, training data, validation scores, config ha
   adapter name derived from each.
 - ``base``: which base model an adapter belongs to, and the rule for "same base".
 - ``folders``: what a folder must be for the bank to accept it (plain LoRA, safetensors).
+- ``vectors``: the persona vectors an adapter may carry in its folder (``persona_token``).
 - ``lock``: the writers' lock (folders go into place through ``personalab.data.atomic``).
 - ``store``: ``AdapterBank`` itself: atomic saves, import, export, loading into a model.
 """

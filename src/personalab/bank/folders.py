@@ -6,6 +6,10 @@ stacks per row and what multi-LoRA servers such as vLLM serve. So a folder is re
 ``PersonalabError`` that says why and what to do, when it is not LoRA, uses DoRA, trains whole
 modules (``modules_to_save``), holds tensors other than LoRA's A and B, or keeps its weights
 only as a pickle (loading a pickle can run arbitrary code).
+
+Beside the two PEFT files a folder may hold the persona vectors trained with the adapter
+(``bank.vectors``); they are digested and copied with the adapter, except into a plain PEFT
+folder for servers (``copy_adapter_files(..., vectors=False)``).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 from safetensors import safe_open
 
 from personalab.bank.base import is_lora_key
+from personalab.bank.vectors import VECTORS_FILE
 from personalab.data.atomic import move_file
 from personalab.errors import PersonalabError
 
@@ -99,9 +104,14 @@ def _missing_weights_message(folder: Path) -> str:
 
 
 def file_digests(folder: Path) -> dict[str, str]:
-    """The sha256 of each adapter file: the manifest records them, so that a folder changed
-    or replaced behind the manifest's back is noticed before it is used."""
-    return {file: _sha256(folder / file) for file in ADAPTER_FILES}
+    """The sha256 of each adapter file (and of its persona vectors, when it has them): the
+    manifest records them, so that a folder changed or replaced behind the manifest's back is
+    noticed before it is used."""
+    return {file: _sha256(folder / file) for file in _files_of(folder)}
+
+
+def _files_of(folder: Path) -> tuple[str, ...]:
+    return ADAPTER_FILES + ((VECTORS_FILE,) if (folder / VECTORS_FILE).is_file() else ())
 
 
 def _sha256(path: Path) -> str:
@@ -112,12 +122,12 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def copy_adapter_files(source: Path, target: Path, move: bool = False) -> None:
-    """Put exactly the two adapter files of ``source`` into the new staging folder ``target``
-    (``personalab.data.atomic`` fsyncs them when it renames ``target`` into place). Anything
-    else (README, pickles) stays behind."""
+def copy_adapter_files(source: Path, target: Path, move: bool = False, vectors: bool = True) -> None:
+    """Put exactly the two adapter files of ``source`` (and its persona vectors, if any and
+    ``vectors``) into the new staging folder ``target`` (``personalab.data.atomic`` fsyncs
+    them when it renames ``target`` into place). Anything else (README, pickles) stays behind."""
     target.mkdir(parents=True)
-    for file in ADAPTER_FILES:
+    for file in _files_of(source) if vectors else ADAPTER_FILES:
         if move:
             move_file(source / file, target / file)
         else:

@@ -3,6 +3,7 @@
     <root>/manifest.json                   what is in the bank (the only thing readers trust)
     <root>/unified/                        one plain PEFT folder per adapter:
     <root>/persona/<slug>-<digest>/          adapter_config.json + adapter_model.safetensors
+                                             (+ persona_vectors.safetensors: ``bank.vectors``)
     <root>/.staging/  <root>/.lock         work in progress of writers, never read
 
 An adapter is in the bank when its manifest entry exists and its folder is complete. Writers
@@ -37,6 +38,7 @@ from personalab.bank.base import (
 from personalab.bank.folders import WEIGHTS_FILE, copy_adapter_files, file_digests, is_complete, read_adapter_folder
 from personalab.bank.lock import locked
 from personalab.bank.names import adapter_directory, peft_adapter_name, split_name
+from personalab.bank.vectors import VECTORS_FILE, read_vectors, write_vectors
 from personalab.data.atomic import (
     atomic_write_text,
     move_folder_into_place,
@@ -258,19 +260,37 @@ class AdapterBank:
         return model
 
     def load_engine(
-        self, base_model: torch.nn.Module, names: Iterable[str], extra_targets: Sequence[str] = ()
+        self, base_model: torch.nn.Module, names: Iterable[str], extra_targets: Sequence[str] = (),
+        vectors: str = "",
     ) -> MultiLoraModel:
         """A multi-LoRA engine over ``base_model`` (wrapped in place) holding the named
         adapters, frozen, under their bank names; ``extra_targets`` are further modules to
-        wrap for adapters that will be trained into it. Refuses adapters of another base."""
+        wrap for adapters that will be trained into it; ``vectors``: the adapter whose persona
+        vectors become the engine's input vectors, named by persona. Refuses adapters of
+        another base."""
         names = list(dict.fromkeys(names))
         target = describe_model(base_model)
         weights = {name: read_peft_adapter(self._checked_against(name, target)) for name in names}
+        table = self.read_vectors(vectors) if vectors else None
         modules = sorted({path for adapter in weights.values() for path in adapter} | set(extra_targets))
         engine = MultiLoraModel(base_model, modules)
         for name, adapter in weights.items():
             engine.add_adapter(name, adapter)
+        if table is not None:
+            engine.set_input_vectors(*table)
         return engine
+
+    def read_vectors(self, name: str) -> tuple[list[str], torch.Tensor]:
+        """The persona vectors trained with adapter ``name``: ``(personas, [n, hidden])``,
+        after checking its files are the ones the manifest recorded."""
+        return read_vectors(self.vectors_path(name))
+
+    def vectors_path(self, name: str) -> Path:
+        """The persona-vector file of adapter ``name`` (checked); an error when it has none."""
+        folder, _ = self._verified(name)
+        if not (folder / VECTORS_FILE).is_file():
+            raise PersonalabError(f"adapter {name!r} has no persona vectors ({VECTORS_FILE} in {folder})")
+        return folder / VECTORS_FILE
 
     def read_weights(self, name: str) -> dict[str, Any]:
         """Adapter ``name`` as engine weights (``{module_path: LoraWeights}``), after checking
@@ -279,13 +299,16 @@ class AdapterBank:
         return read_peft_adapter(folder)
 
     def save_weights(self, name: str, weights: Any, base_model_name_or_path: str, source: str = "trained",
-                     **meta: Any) -> Path:
+                     vectors: tuple[Sequence[str], torch.Tensor] | None = None, **meta: Any) -> Path:
         """Save engine weights (``{module_path: LoraWeights}``) as bank adapter ``name``;
-        ``source`` says where they came from ("trained", "merged", ...)."""
+        ``source`` says where they came from ("trained", "merged", ...); ``vectors``:
+        ``(personas, [n, hidden])`` persona vectors trained with it, saved in its folder."""
         adapter_directory(name)
         base = describe_base(base_model_name_or_path)
         with staging_folder(self.root / STAGING) as staging:
             write_peft_adapter(staging / "adapter", weights, base_model_name_or_path)
+            if vectors is not None:
+                write_vectors(staging / "adapter" / VECTORS_FILE, *vectors)
             return self._commit(name, staging, base, _fields(source=source, extra=meta, **_meta_fields(meta)))
 
     def _checked_against(self, name: str, target: dict[str, Any]) -> Path:
@@ -302,13 +325,14 @@ class AdapterBank:
 
     def export(self, name: str, out_dir: str | os.PathLike) -> Path:
         """Write adapter ``name`` as a plain PEFT folder ``out_dir`` (new or empty), loadable
-        with ``PeftModel.from_pretrained(base, out_dir)``. Returns the folder."""
+        with ``PeftModel.from_pretrained(base, out_dir)`` (persona vectors stay out: see
+        ``vectors_path``). Returns the folder."""
         folder, _ = self._verified(name)
         out = Path(out_dir)
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise PersonalabError(f"{out} already exists and is not an empty folder; export into a new folder")
         with staging_folder(out.parent, prefix=f".{out.name}.") as staging:
-            copy_adapter_files(folder, staging / "adapter")
+            copy_adapter_files(folder, staging / "adapter", vectors=False)  # a server's plain PEFT folder
             move_folder_into_place(staging / "adapter", out)  # ``out`` is absent or empty
         return out
 

@@ -7,12 +7,14 @@ Depends on torch and safetensors only; it knows nothing of datasets, strategies 
 * ``peft_io``: PEFT adapter folders <-> ``{module_path: LoraWeights}``;
 * ``rows``: ``RowRoutes``, one batch's routes resolved to adapter indices and weights;
 * ``layers``: ``MultiLoraLinear``, a linear layer applying each row's own mixture;
+* ``input_vectors``: ``InputVectors``, named vectors a route adds to its rows' input embeddings;
 * ``model``: ``MultiLoraModel``, a base model with those layers and a route table;
 * ``ensemble``: ``mix_scores``, output-space mixtures of several routes' scores;
 * ``merge``: ``merge_exact`` / ``merge_svd``, a weighted sum of adapters as one adapter.
 """
 
 from personalab.engine.ensemble import mix_scores
+from personalab.engine.input_vectors import InputVectors
 from personalab.engine.layers import MultiLoraLinear
 from personalab.engine.merge import merge_exact, merge_svd, pad_rank, relative_errors
 from personalab.engine.model import MultiLoraModel, route_table, wrap_linears
@@ -29,6 +31,7 @@ from personalab.engine.weights import LoraWeights
 
 __all__ = [
     "AdapterFormatError",
+    "InputVectors",
     "LoraWeights",
     "MultiLoraLinear",
     "MultiLoraModel",

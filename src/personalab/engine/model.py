@@ -12,6 +12,10 @@ extra argument, ``route_ids`` (for each batch row, an index into the route table
 Routes are set on the layers for the duration of one call and cleared afterwards, so the
 base model called directly always behaves as the plain base model. (One consequence: the
 base model's gradient checkpointing, which reruns layers during backward, is not supported.)
+
+A route may also add one vector of a table of named input vectors to every input embedding of
+its rows (``set_input_vectors``, then ``set_routes(routes, vectors=[name or None per route])``;
+see ``engine.input_vectors``): learned persona vectors, trained or frozen like adapters.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
+from personalab.engine.input_vectors import InputVectors, input_embedding_module
 from personalab.engine.layers import MultiLoraLinear
 from personalab.engine.rows import row_routes
 from personalab.engine.routes import Route
@@ -44,6 +49,10 @@ class MultiLoraModel(nn.Module):
         self._routes: list[Route] = []
         self._table: tuple[torch.Tensor, torch.Tensor] | None = None  # host [R, m] pair
         self._layers_stale = False  # layers not yet told the current adapter order
+        self.input_vectors: InputVectors | None = None
+        self._route_vectors: list[str | None] = []  # per route: the input vector it adds, if any
+        self._vector_slots: torch.Tensor | None = None  # host [R] long, from the two above
+        self._vector_hook: Any = None
         # nn.Module starts in training mode; a base loaded for scoring is in eval mode, and
         # the first train()/eval() round trip (as in backend.scores) must not turn dropout on.
         self.train(base_model.training)
@@ -108,11 +117,43 @@ class MultiLoraModel(nn.Module):
     def routes(self) -> list[Route]:
         return list(self._routes)
 
-    def set_routes(self, routes: Sequence[Route | Mapping[str, float]]) -> None:
-        """The route table ``route_ids`` index into; every adapter named must be loaded."""
+    def set_routes(self, routes: Sequence[Route | Mapping[str, float]],
+                   vectors: Sequence[str | None] | None = None) -> None:
+        """The route table ``route_ids`` index into; every adapter named must be loaded.
+        ``vectors``: per route, the input vector its rows add (None: none), by name."""
+        if vectors is not None and len(vectors) != len(routes):
+            raise ValueError(f"{len(vectors)} input vectors given for {len(routes)} routes")
         self._routes = [r if isinstance(r, Route) else Route(r) for r in routes]
-        self._table = None
+        self._route_vectors = list(vectors) if vectors is not None else [None] * len(self._routes)
+        self._table, self._vector_slots = None, None
         self._route_table()  # fail now, not at the first forward, on an unknown adapter
+        self._route_vector_slots()  # and on an unknown vector
+
+    # --- input vectors --------------------------------------------------------------------
+
+    def set_input_vectors(self, names: Sequence[str], vectors: torch.Tensor | None = None,
+                          trainable: bool = False) -> None:
+        """The table of input vectors routes may name: ``vectors[k]`` is ``names[k]``
+        (``[len(names), hidden]``; None: zeros, to train). Replaces any earlier table."""
+        embeddings = input_embedding_module(self.model)
+        hidden = embeddings.weight.shape[1]
+        table = torch.zeros(len(names), hidden) if vectors is None else vectors
+        if table.dim() != 2 or table.shape[1] != hidden:
+            raise ValueError(f"input vectors must be [n, {hidden}] (the model's embedding size), "
+                             f"got {list(table.shape)}")
+        self.input_vectors = InputVectors(names, table, trainable).to(embeddings.weight.device)
+        if self._vector_hook is None:
+            self._vector_hook = embeddings.register_forward_hook(self._add_input_vectors)
+        self._vector_slots = None
+
+    def input_vector_table(self) -> tuple[list[str], torch.Tensor]:
+        """``(names, [n, hidden] float32)``: detached CPU copies, ready to save."""
+        if self.input_vectors is None:
+            raise KeyError("no input vectors are loaded")
+        return list(self.input_vectors.names), self.input_vectors.weight.detach().cpu().clone()
+
+    def _add_input_vectors(self, module: nn.Module, inputs: Any, output: torch.Tensor) -> torch.Tensor | None:
+        return None if self.input_vectors is None else self.input_vectors.add_to(module, inputs, output)
 
     def forward(self, *args: Any, route_ids: torch.Tensor | None = None, **kwargs: Any) -> Any:
         """The base model's forward with row i routed by ``routes[route_ids[i]]``;
@@ -142,6 +183,9 @@ class MultiLoraModel(nn.Module):
             parent = self.model.get_submodule(parent_name) if parent_name else self.model
             setattr(parent, child, layer.base_layer)
         self.layers = {}
+        if self._vector_hook is not None:
+            self._vector_hook.remove()
+            self._vector_hook, self.input_vectors = None, None
         return self.model
 
     def get_base_model(self) -> nn.Module:
@@ -154,7 +198,7 @@ class MultiLoraModel(nn.Module):
     # --- internals ------------------------------------------------------------------------
 
     def _set_rows(self, route_ids: torch.Tensor | None) -> None:
-        rows = None
+        rows, vector_slots = None, None
         if self._layers_stale:
             for layer in self.layers.values():
                 layer.set_adapter_order(self._adapters)
@@ -173,6 +217,9 @@ class MultiLoraModel(nn.Module):
             rows = row_routes(
                 index[ids], weight[ids], len(self._adapters), base_weight.device, dtype
             )
+            vector_slots = self._route_vector_slots()[ids]
+        if self.input_vectors is not None:
+            self.input_vectors.set_rows(vector_slots)
         for layer in self.layers.values():
             layer.set_rows(rows)
 
@@ -188,6 +235,16 @@ class MultiLoraModel(nn.Module):
         if self._table is None:
             self._table = route_table(self._routes, self._adapters)
         return self._table
+
+    def _route_vector_slots(self) -> torch.Tensor:
+        """Host long ``[R]``: each route's slot in the input-vector table (-1: none)."""
+        if self._vector_slots is None:
+            if any(name is not None for name in self._route_vectors) and self.input_vectors is None:
+                raise ValueError("routes name input vectors but none are loaded; call set_input_vectors first")
+            names = self._route_vectors
+            self._vector_slots = (self.input_vectors.slots(names) if self.input_vectors is not None
+                                  else torch.full((len(names),), -1, dtype=torch.long))
+        return self._vector_slots
 
     def _reindex(self) -> None:
         # Lazily, at the next routed call: loading a bank adapter by adapter stays linear.

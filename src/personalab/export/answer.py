@@ -62,9 +62,11 @@ def answer(run: Run, persona_id: str, texts: Sequence[str], profile: str | None 
     else:
         table = bias.inner if bias else run.personalizer
         route, how = _route(run, table, persona_id, known, profile)
-        members, space = [(RoutingTable(route, identifiers=table.identifiers), 1.0)], "logprob"
-        identifier = table.identifier(persona_id)
-        shown = f"{route} with identifier {identifier!r}" if identifier else str(route)
+        # The persona's own route alone, with its identifier and learned vector (persona_token).
+        own = {persona_id: route} if persona_id in table.table else {}
+        members = [(RoutingTable(route, own, identifiers=table.identifiers, vectors=table.vectors), 1.0)]
+        space = "logprob"
+        shown = _shown(table, route, persona_id)
     if run.dataset.spec.task == "generation":
         outputs = generate_tables(run.backend, run.model, members, rows, space, generation, progress=False)
         return PersonaAnswers(persona_id, how + ignored, shown, [Answer(t, o, {}) for t, o in zip(texts, outputs)])
@@ -74,6 +76,14 @@ def answer(run: Run, persona_id: str, texts: Sequence[str], profile: str | None 
         how += ", plus its own choice offsets" if persona_id in bias.offsets else ", without choice offsets (none fit for it)"
     answers = [_answer(text, row_scores, run.backend.choices) for text, row_scores in zip(texts, scores)]
     return PersonaAnswers(persona_id, how + ignored, shown, answers)
+
+
+def _shown(table: RoutingTable, route: Route, persona_id: str) -> str:
+    """The route in words, with the persona's identity (``persona_token``) when it has one."""
+    identifier = table.identifier(persona_id)
+    if identifier:
+        return f"{route} with identifier {identifier!r}"
+    return f"{route} with its learned persona vector" if table.vector(persona_id) else str(route)
 
 
 def _check_request(run: Run, texts: Sequence[str]) -> None:

@@ -30,6 +30,11 @@ github.com/vllm-project/vllm), so that it can be re-checked when vLLM changes:
   Encoder classifiers (BERT-like, our MiniLM default) do not: ``BertForSequenceClassification``
   in ``vllm/model_executor/models/bert.py`` implements ``SupportsCrossEncoding`` and
   ``SupportsQuant`` only. Such an export is reported "not servable by vLLM; serve with PEFT".
+* learned persona vectors (``persona_token`` with ``identity: learned``, recorded in
+  ``export.json``) are added to the input embeddings of every token; vLLM's LoRA serving takes
+  token ids and adapters only, so such an export is not servable by it either. (vLLM's
+  ``--enable-prompt-embeds`` input could carry the prompt's embeddings plus the vector, but
+  not for the tokens it generates, and it is not checked here.)
 """
 
 from __future__ import annotations
@@ -205,7 +210,10 @@ def check_export(out: str | Path, server: str = "vllm") -> CompatReport:
     folders = {name: out / entry["path"] for name, entry in info.get("adapters", {}).items()}
     recorded = info.get("base_model") or {}
     base = ServingBase(recorded.get("kind"), recorded.get("model_type"))
-    return check_adapters(folders, server, base)
+    report = check_adapters(folders, server, base)
+    if info.get("persona_vectors"):
+        report.problems.append(_persona_vectors(info["persona_vectors"].get("file")))
+    return report
 
 
 def vllm_max_lora_rank(rank: int) -> int | None:
@@ -359,6 +367,13 @@ def _one_scale(facts: AdapterFacts) -> list[Problem]:
     return [Problem(facts.name, f"per-module scales from rank_pattern/alpha_pattern ({shown}) differ from "
                                 f"lora_alpha/r = {served:g}, the one scale vLLM applies to every module: its outputs "
                                 "would differ from PEFT's", rule="scale")]
+
+
+def _persona_vectors(file: str | None) -> Problem:
+    return Problem("(persona vectors)", f"not servable by vLLM: the run adds a learned vector per persona ({file}) "
+                                        "to every input embedding, and vLLM's LoRA serving takes token ids only; "
+                                        "serve with PEFT, passing inputs_embeds = embed(input_ids) + "
+                                        "vector[persona] (routing.json 'vectors')", rule="persona_vectors")
 
 
 def _rank_range(ranks: Mapping[str, int]) -> str:

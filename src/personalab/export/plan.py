@@ -11,7 +11,9 @@ filesystem-safe folder under ``adapters/`` whatever the persona ids are; a mixtu
 
 A personalizer whose personas carry identifiers (``persona_token``) adds them to the routing
 document with the one format that turns an identifier and an input into the model input
-(``routing.with_identifier``): such a run is served with plain text.
+(``routing.with_identifier``): such a run is served with plain text. One whose personas carry
+learned vectors (``persona_token`` with ``identity: learned``) names the vector file and the
+personas that have one, and says what a server must do with them (``VECTORS_NOTE``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any, Iterable, Mapping
 
 from personalab.bank.names import adapter_directory
 from personalab.engine.routes import Route
-from personalab.routing import IDENTIFIER_FORMAT, Ensemble, PersonaBias, Personalizer, RoutingTable
+from personalab.routing import IDENTIFIER_FORMAT, Ensemble, PersonaBias, Personalizer, RoutingTable, vectors_of
 
 FORMAT = 1
 ADAPTERS_DIR = "adapters"
@@ -47,6 +49,17 @@ IDENTIFIER_NOTE = (
     "text input_format gives: its identifier, one space, its input; that text then takes the input's place in "
     "the prompt (a causal LM) or after the profile (a classifier). A persona without one, a new persona "
     "included, is served its input unchanged"
+)
+
+
+VECTORS_FILE = "persona_vectors.safetensors"  # in the export's root, beside routing.json
+VECTORS_NOTE = (
+    "a persona listed in 'vectors.personas' is served with its learned vector added to every input embedding: "
+    "inputs_embeds = embed(input_ids) + vectors[persona] at every position (the prompt's tokens and, for a causal "
+    "LM, each generated token), with the persona's adapter; the vectors are the tensor 'vectors' of file, row k "
+    "for the k-th persona of its metadata 'personas'. Only a server that takes input embeddings (transformers with "
+    "inputs_embeds, or a hook on the input-embedding module) can do this: vLLM's LoRA serving takes token ids and "
+    "cannot. A persona not listed, a new persona included, gets no vector (the adapter alone)"
 )
 
 
@@ -119,6 +132,9 @@ def routing_document(personalizer: Personalizer, personas: Iterable[str],
                                        if personalizer.identifier(pid)}
         document["input_format"] = IDENTIFIER_FORMAT
         document["identifier_note"] = IDENTIFIER_NOTE
+    if vectors_of(personalizer):
+        with_vector = [pid for pid in personas if any(table.vector(pid) for table, _ in _tables(personalizer))]
+        document["vectors"] = {"file": VECTORS_FILE, "personas": with_vector, "note": VECTORS_NOTE}
     return document
 
 
@@ -142,6 +158,8 @@ def _target(personalizer: Personalizer, members: list[tuple[Route, float]], pers
         target = {"adapter": folder_name(route), "weight": weight}
         if persona_id is not None and table.identifier(persona_id):
             target["identifier"] = table.identifier(persona_id)
+        if persona_id is not None and table.vector(persona_id):
+            target["vector"] = True  # this member adds the persona's vector (the others do not)
         targets.append(target)
     return {"space": personalizer.space, "members": targets}
 

@@ -9,6 +9,8 @@ without personalab.
                                     per-persona choice offsets (persona_bias)
     OUT/router/                     the run's router for new personas (moe runs), copied
     OUT/classifier_head.safetensors a classifier's head (part of the base, not a LoRA tensor)
+    OUT/persona_vectors.safetensors learned persona vectors (persona_token, identity learned): a
+                                    server adds them to the input embeddings (not vLLM)
     OUT/export.json                 base model, adapters, ranks, merge errors, compatibility
 
 A mixture route is merged (``materialize_lossless``) in a scratch bank holding copies of its
@@ -34,9 +36,10 @@ from personalab.engine.routes import Route
 from personalab.errors import PersonalabError
 from personalab.export.compat import CompatReport, check_export, read_facts
 from personalab.export.plan import (
-    ADAPTERS_DIR, bias_document, distinct_routes, folder_name, routing_document, served_name,
+    ADAPTERS_DIR, VECTORS_FILE, VECTORS_NOTE, bias_document, distinct_routes, folder_name, routing_document,
+    served_name,
 )
-from personalab.routing import Ensemble, PersonaBias, Personalizer, personalizer_from_json
+from personalab.routing import Ensemble, PersonaBias, Personalizer, personalizer_from_json, vectors_of
 from personalab.rundir import PERSONALIZER, RunConfig, run_config
 from personalab.train.adapters import HEAD_FILE
 
@@ -79,6 +82,7 @@ class ExportReport:
     routing: dict[str, Any]
     head: Path | None = None
     router: Path | None = None
+    vectors: Path | None = None
     compatibility: CompatReport | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -96,6 +100,9 @@ class ExportReport:
             lines.append(f"  {HEAD_FILE}  the classifier head: a server needs it (not a LoRA tensor)")
         if self.router is not None:
             lines.append(f"  {ROUTER_DIR}/  the router for new personas")
+        if self.vectors is not None:
+            lines.append(f"  {VECTORS_FILE}  learned persona vectors: a server must add each persona's to its input "
+                         "embeddings (vLLM cannot; see routing.json 'vectors')")
         if "input_format" in self.routing:
             lines.append(f"  {ROUTING}  also gives personas' identifiers: serve each input as "
                          f"{self.routing['input_format']!r} (a new persona: the input alone)")
@@ -131,6 +138,7 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, check: bool =
         report = ExportReport(out, adapters, routing_document(personalizer, personas, _router_entry(router), task))
         report.head = _copy_head(run_dir, build, out)
         report.router = _copy_router(run_dir, build, out, router)
+        report.vectors = _copy_vectors(bank, personalizer, build, out)
         report.notes = _merge_notes(adapters)
         if isinstance(personalizer, Ensemble):
             mixes = "next-token distributions at every decoding step" if task == "generation" else "choice scores"
@@ -220,6 +228,15 @@ def _copy_head(run_dir: Path, build: Path, out: Path) -> Path | None:
     return out / HEAD_FILE
 
 
+def _copy_vectors(bank: AdapterBank, personalizer: Personalizer, build: Path, out: Path) -> Path | None:
+    """The persona vectors the routes add, copied as the bank holds them (digest checked)."""
+    source = vectors_of(personalizer)
+    if not source:
+        return None
+    shutil.copyfile(bank.vectors_path(source), build / VECTORS_FILE)
+    return out / VECTORS_FILE
+
+
 def _router_info(run_dir: Path) -> dict[str, Any] | None:
     path = run_dir / ROUTER_DIR / "router.json"
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
@@ -265,6 +282,7 @@ def _export_info(run_dir: Path, config: RunConfig, bank: AdapterBank, report: Ex
         "routing": ROUTING,
         "classifier_head": {"file": HEAD_FILE, "note": HEAD_NOTE} if report.head is not None else None,
         "router": ROUTER_DIR if report.router is not None else None,
+        "persona_vectors": {"file": VECTORS_FILE, "note": VECTORS_NOTE} if report.vectors is not None else None,
         "compatibility": None,
         "notes": report.notes,
     }

@@ -68,6 +68,9 @@ def generate_tables(
     """One answer per row, its next-token distributions mixed over the weighted ``members``
     (a single member of weight 1: the table's own route)."""
     check_generates(backend)
+    if any(table.vectors for table, _ in members):
+        raise PersonalabError("generation with learned persona vectors (persona_token identity: learned) is not "
+                              "supported yet; use identity: text")
     members = [(table, weight) for table, weight in members if weight != 0]
     if not members:
         raise PersonalabError("an ensemble needs a member of weight above 0")

@@ -3,8 +3,10 @@ persona's rows are scored.
 
 * ``RoutingTable``: persona -> one route (a weight-space mixture of bank adapters), with a
   default route for personas not in the table (new personas, or too few rows of their own),
-  and optionally persona -> identifier text prepended to the persona's inputs
-  (``persona_token``); ``model_row`` is a row as the model must see it.
+  and optionally the persona's identity (``persona_token``): identifier text prepended to
+  its inputs (``model_row`` is a row as the model must see it), or a learned vector added to
+  its input embeddings (``vectors``: the bank adapter the vectors were trained with;
+  ``vector`` names a persona's).
 * ``Ensemble``: an output-space mixture of routing tables: each row is scored under every
   member's route and the score matrices are mixed with the members' weights.
 * ``PersonaBias``: a routing table with a per-persona offset per choice added to its
@@ -29,6 +31,7 @@ from typing import Any, Union
 from personalab.data.schema import Example
 from personalab.engine.ensemble import Space
 from personalab.engine.routes import Route
+from personalab.errors import PersonalabError
 
 IDENTIFIER_FORMAT = "{identifier} {input}"  # the identifier, one space, the input as given
 
@@ -46,9 +49,16 @@ class RoutingTable:
     # persona -> identifier text its inputs start with (``persona_token``); a persona not
     # listed (every persona of other strategies, a new one) is given its input unchanged.
     identifiers: dict[str, str] = field(default_factory=dict)
+    # The bank adapter whose persona vectors (``persona_token``, identity learned) the routes
+    # add to the input embeddings: each persona in ``table`` its own; "" for no vectors.
+    vectors: str = ""
 
     def route(self, persona_id: str, example: Example | None = None) -> Route:
         return self.table.get(persona_id, self.default)
+
+    def vector(self, persona_id: str) -> str | None:
+        """The name of the input vector the persona's rows add (None: none, e.g. cold start)."""
+        return persona_id if self.vectors and persona_id in self.table else None
 
     def identifier(self, persona_id: str) -> str:
         return self.identifiers.get(persona_id, "")
@@ -77,13 +87,16 @@ class RoutingTable:
         }
         if self.identifiers:  # absent otherwise: other strategies' files stay as they were
             document["identifiers"] = dict(self.identifiers)
+        if self.vectors:
+            document["vectors"] = self.vectors
         return document
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "RoutingTable":
         table = {pid: Route(r) for pid, r in data.get("table", {}).items()}
         # Files written before identifiers existed have none: every input is left as it is.
-        return cls(default=Route(data["default"]), table=table, identifiers=dict(data.get("identifiers") or {}))
+        return cls(default=Route(data["default"]), table=table, identifiers=dict(data.get("identifiers") or {}),
+                   vectors=str(data.get("vectors") or ""))
 
 
 @dataclass
@@ -152,6 +165,24 @@ class PersonaBias:
 
 
 Personalizer = Union[RoutingTable, Ensemble, PersonaBias]
+
+
+def vectors_of(*personalizers: Personalizer) -> str:
+    """The bank adapter whose persona vectors the personalizers add to input embeddings ("":
+    none): what an engine scoring them must hold (``AdapterBank.load_engine(vectors=...)``)."""
+    tables = []
+    for personalizer in personalizers:
+        if isinstance(personalizer, PersonaBias):
+            tables.append(personalizer.inner)
+        elif isinstance(personalizer, Ensemble):
+            tables += [table for table, _ in personalizer.members]
+        else:
+            tables.append(personalizer)
+    sources = sorted({table.vectors for table in tables if table.vectors})
+    if len(sources) > 1:  # an engine holds one table of input vectors
+        raise PersonalabError(f"persona vectors of {len(sources)} adapters ({', '.join(sources)}) would be "
+                              "needed together; an engine holds one set")
+    return sources[0] if sources else ""
 
 
 def personalizer_from_json(data: dict[str, Any]) -> Personalizer:

@@ -5,11 +5,12 @@ This is the one implementation of scoring: evaluation, ``personalab predict`` an
 strategies that choose something on validation rows (merge weights, an ensemble weight, a
 router's temperature, persona offsets) all go through it.
 
-* ``score_routes``: row ``i`` through ``routes[i]``; rows are scored longest first so that
-  each batch pads little.
+* ``score_routes``: row ``i`` through ``routes[i]`` (adding input vector ``vectors[i]``, when
+  given); rows are scored longest first so that each batch pads little.
 * ``score_tables``: the rows under each of several routing tables, every table's copy of a
   row as its ``model_row`` (its input behind its persona's identifier, for
-  ``persona_token``), all in the same batched calls: what an output-space ensemble mixes.
+  ``persona_token``) with the persona's learned vector if the table has one, all in the same
+  batched calls: what an output-space ensemble mixes.
 * ``add_offsets``: a ``PersonaBias``'s offsets added to its rows' scores.
 * ``predict``: the rows scored the way any personalizer says, with each row's route as JSON;
   the predictions keep the rows as they were given.
@@ -46,13 +47,16 @@ class Predictions:
 
 
 def score_routes(
-    backend: Backend, engine: MultiLoraModel, rows: list[Example], routes: list[Route], chunk: int, progress: bool
+    backend: Backend, engine: MultiLoraModel, rows: list[Example], routes: list[Route], chunk: int, progress: bool,
+    vectors: Sequence[str | None] | None = None,
 ) -> np.ndarray:
-    """Log-scores ``[len(rows), n_choices]``, row ``i`` through ``routes[i]``."""
-    distinct = list(dict.fromkeys(routes))
-    engine.set_routes(distinct)
-    index = {route: i for i, route in enumerate(distinct)}
-    route_ids = [index[route] for route in routes]
+    """Log-scores ``[len(rows), n_choices]``, row ``i`` through ``routes[i]``, adding the
+    engine's input vector ``vectors[i]`` (None: none) to its input embeddings."""
+    keys = list(zip(routes, vectors if vectors is not None else [None] * len(routes)))
+    distinct = list(dict.fromkeys(keys))  # one engine route per (route, vector) pair
+    engine.set_routes([route for route, _ in distinct], vectors=[vector for _, vector in distinct])
+    index = {key: i for i, key in enumerate(distinct)}
+    route_ids = [index[key] for key in keys]
     scores = np.full((len(rows), len(backend.choices)), -np.inf, dtype=np.float64)
     bar = tqdm(total=len(rows), desc="scoring", unit="row", disable=not progress)
     for part in length_sorted_chunks(rows, chunk):
@@ -76,7 +80,8 @@ def score_tables(
     through the table's route for its persona, every table's copies in the same calls."""
     copies = [table.model_row(row) for table in tables for row in rows]
     routes = [table.route(row.persona_id, row) for table in tables for row in rows]
-    scores = score_routes(backend, engine, copies, routes, chunk, progress)
+    vectors = [table.vector(row.persona_id) for table in tables for row in rows]
+    scores = score_routes(backend, engine, copies, routes, chunk, progress, vectors)
     return np.split(scores, len(tables))
 
 

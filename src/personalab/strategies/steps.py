@@ -27,6 +27,7 @@ from personalab.train.adapters import HEAD_FILE, add_lora, load_head, save_head
 from personalab.train.fleet import Member, train_fleet
 from personalab.train.loop import seed_everything, train_adapter
 from personalab.train.presets import TrainSettings
+from personalab.train.vectors import train_with_vectors
 
 UNIFIED = "unified"
 
@@ -129,6 +130,29 @@ def train_shared_adapter(
     )
     context.records.setdefault("training", {})[name] = result.to_dict()
     model.unload()  # leave the backend's base as it was (plus a head trained here)
+
+
+def train_shared_adapter_with_vectors(
+    context: FitContext,
+    name: str,
+    train: tuple[Sequence[Example], Sequence[str | None]],
+    val: tuple[Sequence[Example], Sequence[str | None]],
+    vector_lr: float,
+    wanted: str,
+    data: Mapping[str, Any] | None = None,
+) -> None:
+    """One adapter ``name`` shared by all personas and trained together with a vector per
+    persona (``train_with_vectors``: rows paired with the persona whose vector they add),
+    saved to the bank with its vectors and fingerprint ``wanted``."""
+    backend = context.backend
+    trained = train_with_vectors(backend, name, train, val, context.settings, vector_lr, context.seed,
+                                 context.progress)
+    context.bank.save_weights(
+        name, trained.weights, str(backend.resolved.path), vectors=(trained.personas, trained.vectors),
+        data={"rows": len(train[0]), **(data or {})}, scores={"val_loss": trained.result.best_val_loss},
+        config_hash=context.config_hash, fingerprint=wanted,
+    )
+    context.records.setdefault("training", {})[name] = trained.result.to_dict()
 
 
 def rows_by_persona(dataset: Dataset, split: str) -> dict[str, list[Example]]:

@@ -13,18 +13,19 @@ from personalab.data.schema import Example
 from personalab.engine import Route
 from personalab.errors import PersonalabError
 from personalab.engine.ensemble import Space
-from personalab.routing import RoutingTable, generate_tables, score_routes, score_tables
+from personalab.routing import RoutingTable, generate_tables, score_routes, score_tables, vectors_of
 from personalab.strategies.base import FitContext
 from personalab.strategies.steps import UNIFIED
 
 
 class RouteScorer:
-    """The bank's adapters ``names`` loaded once into an engine over the backend's model,
-    for many scoring calls; ``close()`` leaves the model as it was."""
+    """The bank's adapters ``names`` (and the persona vectors of adapter ``vectors``, if
+    given) loaded once into an engine over the backend's model, for many scoring calls;
+    ``close()`` leaves the model as it was."""
 
-    def __init__(self, context: FitContext, names: Sequence[str]):
+    def __init__(self, context: FitContext, names: Sequence[str], vectors: str = ""):
         self.context = context
-        self.engine = context.bank.load_engine(context.backend.model, sorted({UNIFIED, *names}))
+        self.engine = context.bank.load_engine(context.backend.model, sorted({UNIFIED, *names}), vectors=vectors)
 
     def scores(self, rows: Sequence[Example], routes: Sequence[Route]) -> np.ndarray:
         _needs_label_set(self.context)
@@ -51,10 +52,11 @@ def score_rows(context: FitContext, rows: Sequence[Example], routes: Sequence[Ro
 
 def score_rows_by_tables(context: FitContext, tables: Sequence[RoutingTable], rows: Sequence[Example]) -> list[np.ndarray]:
     """One log-score matrix per table: ``rows`` as each table routes them and shows them to the
-    model (``routing.score_tables``: identifiers included), in a temporary engine."""
+    model (``routing.score_tables``: identifiers and persona vectors included), in a temporary
+    engine."""
     names = [name for table in tables for row in rows for name in table.route(row.persona_id).adapters]
     _needs_label_set(context)
-    scorer = RouteScorer(context, names)
+    scorer = RouteScorer(context, names, vectors_of(*tables))
     try:
         return score_tables(context.backend, scorer.engine, tables, rows, chunk=256, progress=False)
     finally:

@@ -3,7 +3,9 @@ stopping that keeps the best epoch, and a seeded data order.
 
 It trains whatever parameters of ``model`` require gradients (the active LoRA adapter, and a
 new classification head with the first adapter) through the backend's ``collate`` and
-``loss``, so it is the same for every backend.
+``loss``, so it is the same for every backend. ``model`` may be a multi-LoRA engine routing
+each row by its own route id (one adapter with learned persona vectors: ``persona_token``);
+parameters named in ``own_lr`` train at a learning rate of their own.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import math
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -65,11 +67,16 @@ def train_adapter(
     seed: int = 0,
     progress: bool = True,
     label: str = "train",
+    route_ids: tuple[Sequence[int], Sequence[int]] | None = None,
+    own_lr: Mapping[str, float] | None = None,
 ) -> TrainResult:
-    """Train the parameters of ``model`` that require gradients; restore the best epoch."""
+    """Train the parameters of ``model`` that require gradients; restore the best epoch.
+    ``route_ids``: (train, val) route id per row, for a routed model (a multi-LoRA engine);
+    ``own_lr``: parameter name -> its peak learning rate (no weight decay, the same schedule)."""
     start = time.perf_counter()
     seed_everything(seed)
-    optimizer = _optimizer(model, settings, set(head_parameters))
+    train_routes, val_routes = route_ids or (None, None)
+    optimizer = _optimizer(model, settings, set(head_parameters), own_lr or {})
     steps_per_epoch = math.ceil(len(train_rows) / settings.batch_size)
     scheduler = get_linear_schedule_with_warmup(
         optimizer,
@@ -79,14 +86,15 @@ def train_adapter(
     order = torch.Generator().manual_seed(seed)
     bar = tqdm(total=steps_per_epoch * settings.epochs, desc=label, disable=not progress, unit="step")
     bar.set_postfix_str("validating", refresh=True)
-    result = TrainResult(val_loss=[validation_loss(backend, model, val_rows)], train_loss=[], best_epoch=0)
+    result = TrainResult(val_loss=[validation_loss(backend, model, val_rows, routes=val_routes)], train_loss=[],
+                         best_epoch=0)
     bar.set_postfix_str(f"val={result.val_loss[0]:.4f}", refresh=False)
     best_state = _trainable_state(model)
     for epoch in range(1, settings.epochs + 1):
-        epoch_loss = _train_epoch(backend, model, train_rows, settings, optimizer, scheduler, order, bar)
+        epoch_loss = _train_epoch(backend, model, train_rows, train_routes, settings, optimizer, scheduler, order, bar)
         result.train_loss.append(epoch_loss)
         bar.set_postfix_str("validating", refresh=True)
-        result.val_loss.append(validation_loss(backend, model, val_rows))
+        result.val_loss.append(validation_loss(backend, model, val_rows, routes=val_routes))
         result.steps += steps_per_epoch
         bar.set_postfix(epoch=epoch, train=f"{epoch_loss:.4f}", val=f"{result.val_loss[-1]:.4f}")
         if result.val_loss[-1] < result.best_val_loss:
@@ -99,12 +107,12 @@ def train_adapter(
     return result
 
 
-def _train_epoch(backend, model, rows, settings, optimizer, scheduler, order, bar) -> float:
+def _train_epoch(backend, model, rows, routes, settings, optimizer, scheduler, order, bar) -> float:
     model.train()
     total, count = 0.0, 0
     for indices in shuffled_length_grouped_batches(rows, settings.batch_size, order):
         batch_rows = [rows[i] for i in indices]
-        loss = backend.loss(model, backend.collate(batch_rows))
+        loss = backend.loss(model, _collate(backend, batch_rows, routes, indices))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if settings.max_grad_norm > 0:
@@ -117,28 +125,43 @@ def _train_epoch(backend, model, rows, settings, optimizer, scheduler, order, ba
 
 
 @torch.inference_mode()
-def validation_loss(backend: Backend, model: torch.nn.Module, rows: Sequence[Example], batch_size: int = 64) -> float:
+def validation_loss(backend: Backend, model: torch.nn.Module, rows: Sequence[Example], batch_size: int = 64,
+                    routes: Sequence[int] | None = None) -> float:
     """The loss over all of ``rows`` as one batch would give it (summed loss over predictions
-    made, whatever the batching), in eval mode: comparable with fleet training's losses."""
+    made, whatever the batching), in eval mode: comparable with fleet training's losses.
+    ``routes``: each row's route id, for a routed model."""
     if not rows:
         return float("nan")
     model.eval()
     total, count = 0.0, 0.0
     for indices in length_sorted_chunks(rows, batch_size):
-        sums, counts = backend.loss_terms(model, backend.collate([rows[i] for i in indices]))
+        sums, counts = backend.loss_terms(model, _collate(backend, [rows[i] for i in indices], routes, indices))
         total, count = total + sums.sum().item(), count + counts.sum().item()
     return total / count
 
 
-def _optimizer(model: torch.nn.Module, settings: TrainSettings, head: set[str]) -> torch.optim.AdamW:
-    lora, head_params = [], []
+def _collate(backend: Backend, rows: list[Example], routes: Sequence[int] | None, indices: Sequence[int]) -> dict:
+    """The batch of ``rows`` (rows ``indices`` of the data), with their route ids if routed."""
+    return backend.collate(rows) if routes is None else backend.collate(rows, route_ids=[routes[i] for i in indices])
+
+
+def _optimizer(model: torch.nn.Module, settings: TrainSettings, head: set[str],
+               own_lr: Mapping[str, float]) -> torch.optim.AdamW:
+    lora, head_params, own = [], [], []
     for name, param in model.named_parameters():
-        if param.requires_grad:
+        if not param.requires_grad:
+            continue
+        if name in own_lr:
+            own.append({"params": [param], "lr": own_lr[name], "weight_decay": 0.0})
+        else:
             (head_params if _is_head(name, head) else lora).append(param)
+    missing = sorted(set(own_lr) - {name for name, p in model.named_parameters() if p.requires_grad})
+    if missing:
+        raise ValueError(f"own_lr names parameters the model does not train: {missing}")
     groups = [{"params": lora, "lr": settings.lr, "weight_decay": settings.weight_decay}]
     if head_params:
         groups.append({"params": head_params, "lr": settings.head_lr, "weight_decay": 0.0})
-    return torch.optim.AdamW(groups)
+    return torch.optim.AdamW(groups + own)
 
 
 def _is_head(name: str, head: set[str]) -> bool:

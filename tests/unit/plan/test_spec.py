@@ -105,8 +105,10 @@ def test_a_persona_token_candidate_loads_and_its_bad_options_are_named(tmp_path)
                         "strategy: persona_token\n    options: {identity: text, tokens: 4}")
     spec = load_plan(write(tmp_path, text))
     assert spec.run_config(spec.candidates[0]).strategy_options == {"identity": "text", "tokens": 4}
-    message = error(tmp_path, text.replace("{identity: text, tokens: 4}", "{identity: learned, tokens: 0}"))
+    message = error(tmp_path, text.replace("{identity: text, tokens: 4}", "{identity: vector, tokens: 0}"))
     assert "candidates[0].options: persona_token identity must be one of: 'text'" in message
+    message = error(tmp_path, text.replace("{identity: text, tokens: 4}", "{identity: learned, vector_lr: fast}"))
+    assert "candidates[0].options: persona_token vector_lr must be a number in (0, 1]" in message
 
 
 def test_bad_settings_preset_and_duplicate_names(tmp_path):

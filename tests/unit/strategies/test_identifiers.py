@@ -105,11 +105,21 @@ def test_persona_token_is_registered_with_its_options():
     assert "persona_token" in dict(list_strategies())
     strategy = get_strategy("persona_token", identity="text", tokens=5, anonymous_share=0)
     assert (strategy.identity, strategy.tokens, strategy.anonymous_share) == ("text", 5, 0.0)
+    learned = get_strategy("persona_token", identity="learned", vector_lr=1e-2)
+    assert (learned.identity, learned.vector_lr) == ("learned", 1e-2)
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"identity": "learned"}, r"identity must be one of: 'text' .*not 'learned'"),
+    ({"identity": "vector"}, r"identity must be one of: 'text' .*'learned' .*not 'vector'"),
     ({"identity": "TEXT"}, "identity must be one of"),
+    ({"identity": "learned", "tokens": 3}, "tokens applies to identity 'text' only"),
+    ({"vector_lr": 1e-3}, "vector_lr applies to identity 'learned' only"),
+    ({"identity": "learned", "vector_lr": 0}, r"vector_lr must be a number in \(0, 1\] .*not 0"),
+    ({"identity": "learned", "vector_lr": -1e-3}, "not -0.001"),
+    ({"identity": "learned", "vector_lr": 2.0}, "not 2.0"),
+    ({"identity": "learned", "vector_lr": float("nan")}, "not nan"),
+    ({"identity": "learned", "vector_lr": "fast"}, "not 'fast'"),
+    ({"identity": "learned", "vector_lr": True}, "not True"),
     ({"tokens": 0}, "tokens must be a whole number from 1 to 16, not 0"),
     ({"tokens": 17}, "not 17"),
     ({"tokens": 2.5}, "not 2.5"),

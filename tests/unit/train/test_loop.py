@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -76,3 +77,19 @@ def test_same_seed_same_weights_other_seed_other_order():
 
     assert torch.equal(trained(1), trained(1))
     assert not torch.equal(trained(1), trained(2))
+
+
+def test_a_parameter_with_its_own_learning_rate_moves_by_that_rate():
+    """AdamW's first step moves every coordinate by about its learning rate: the bias at 0.1
+    (its own), the weight at 0.001 (the settings'). A name the model does not train is refused."""
+    rule = lambda w: "yes" if w in ("red", "blue") else "no"  # noqa: E731
+    net = model()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    settings = resolve_settings(epochs=1, lr=1e-3, batch_size=32, patience=1, max_grad_norm=0.0)
+    train_adapter(LinearBackend(), net, rows(rule, "train", 8)[:32], rows(rule, "val", 2), settings,
+                  progress=False, own_lr={"bias": 0.1})
+    moved = {k: (v - before[k]).abs().max().item() for k, v in net.state_dict().items()}
+    assert 0.05 < moved["bias"] <= 0.1 + 1e-6 and moved["weight"] <= 1e-3 + 1e-6
+    with pytest.raises(ValueError, match="own_lr names parameters the model does not train: .'scale'."):
+        train_adapter(LinearBackend(), model(), rows(rule, "train"), rows(rule, "val", 2), settings,
+                      progress=False, own_lr={"scale": 0.1})
