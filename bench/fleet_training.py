@@ -51,7 +51,7 @@ from transformers import get_linear_schedule_with_warmup
 from common import base_parser, finish, load_backend, model_names, persona_rows, setup, timed
 from personalab.engine import MultiLoraModel
 from personalab.train.adapters import add_lora
-from personalab.train.fleet import Member, train_fleet
+from personalab.train.fleet import Member, StepBudget, train_fleet
 from personalab.train.loop import train_adapter
 from personalab.train.presets import resolve_settings
 
@@ -117,7 +117,8 @@ def arm_a(backend, data, settings, seed: int) -> dict[str, float]:
 def arm_b(backend, data, settings, seed: int, rows_per_step: int):
     engine = MultiLoraModel(backend.model, backend.target_modules(settings.target_roles))
     members = [Member(pid, data.train[pid], data.val[pid]) for pid in data.persona_ids]
-    return train_fleet(backend, engine, members, settings, seed=seed, rows_per_step=rows_per_step, progress=False)
+    return train_fleet(backend, engine, members, settings, seed=seed, budget=StepBudget(rows=rows_per_step),
+                       progress=False)
 
 
 def arm_c(backend, data, settings, seed: int):

@@ -64,6 +64,9 @@ class RunConfig:
     augment_copies: int = 2  # augmented copies per train row: 2 gives the playbook's 3x data
     model: ModelSpec = field(default_factory=ModelSpec)
     settings: TrainSettings = field(default_factory=TrainSettings)
+    fleet_shard: int = 64
+    """At most this many adapters of a fleet train at once: memory grows with the shard, not
+    with the number of personas (a finished shard goes to the bank and is freed)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -77,6 +80,7 @@ class RunConfig:
             "augment_copies": self.augment_copies,
             "model": asdict(self.model),
             "settings": self.settings.to_dict(),
+            "fleet_shard": self.fleet_shard,
         }
 
     @classmethod
@@ -112,6 +116,8 @@ def check_run_config(data: Any, source: str, lines: dict[str, int], required: tu
         reader.value(data, key, "", "a string", required=True)
     if "preset" in given:
         check_preset(reader, given["preset"], "preset")
+    if "fleet_shard" in given:
+        given["fleet_shard"] = reader.integer(given, "fleet_shard", "", 64, 1)
     if "holdout" in given:
         given["holdout"] = reader.number(given, "holdout", "", 0.0, 0.0, 1.0, open_high=True)
     if "model" in given:
@@ -154,13 +160,16 @@ def train_run(
     dataset, augmented = _augmented(config, dataset)
     backend = _backend(config, dataset)
     out.mkdir(parents=True, exist_ok=True)
+    resuming = _killed_run_of(out, config, data_hash)
     # The personalizer marks a complete run: drop it first so that a crash while retraining
-    # cannot leave it pointing at a half-replaced bank; then clear what an earlier or killed
-    # run left, so that the new run is never mixed with the old.
-    for leftover in (PERSONALIZER, TRAINING, HEAD_FILE, "clusters.png"):
+    # cannot leave it pointing at a half-replaced bank; then clear what an earlier run left,
+    # so that the new run is never mixed with the old. A killed run of this very config keeps
+    # its bank and head: every adapter there is fingerprinted, so the strategy takes the
+    # finished ones (whole fleet shards) and trains the rest.
+    for leftover in (PERSONALIZER, TRAINING, "clusters.png") + (() if resuming else (HEAD_FILE,)):
         (out / leftover).unlink(missing_ok=True)
     # Repeats of an earlier config would pass for repeats of this one: they go too.
-    for folder in ("bank", "eval", "router", REPEATS):
+    for folder in ("eval", "router", REPEATS) + (() if resuming else ("bank",)):
         shutil.rmtree(out / folder, ignore_errors=True)
     atomic_write_text(out / CONFIG, yaml.safe_dump(
         {**config.to_dict(), "data_fingerprint": data_hash, "versions": versions()}, sort_keys=False))
@@ -168,7 +177,7 @@ def train_run(
         dataset, backend, AdapterBank(out / "bank"), config.settings, out, config.seed, progress,
         config_hash=config.config_hash(),
         base_identity=fingerprint(model=asdict(config.model), data=dataset_fingerprint(dataset), seed=config.seed),
-        reuse=[_trained_run(Path(r)) for r in reuse],
+        reuse=[_trained_run(Path(r)) for r in reuse], fleet_shard=config.fleet_shard,
     )
     context.records["held_out_personas"] = held_out
     if augmented:
@@ -179,6 +188,17 @@ def train_run(
     atomic_write_text(out / TRAINING, json.dumps(context.records, indent=2))
     atomic_write_text(out / PERSONALIZER, json.dumps(personalizer.to_json(), indent=2))
     return personalizer
+
+
+def _killed_run_of(root: Path, config: RunConfig, data_hash: str) -> bool:
+    """Whether ``root`` holds an unfinished run of ``config`` on the same data (a run killed or
+    failed while training): its bank may then be resumed."""
+    if not (root / CONFIG).exists() or (root / PERSONALIZER).exists():
+        return False
+    try:
+        return read_config(root).get("data_fingerprint") == data_hash and run_config(root) == config
+    except PersonalabError:
+        return False  # a damaged config: start afresh
 
 
 def open_run(root: Path) -> Run:

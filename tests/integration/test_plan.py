@@ -51,17 +51,17 @@ def stop_at_fault_point(name, **details):
 
 
 if kind == "bank":
-    # Stop in the middle of a training step: right after its first adapter was saved.
+    # Stop in the middle of a training step: right after its first fleet shard was saved.
     from personalab.bank.store import AdapterBank
-    save_weights = AdapterBank.save_weights
+    save_many_weights = AdapterBank.save_many_weights
 
     def pausing(self, *args, **kwargs):
-        result = save_weights(self, *args, **kwargs)
+        result = save_many_weights(self, *args, **kwargs)
         if Path(self.root).parent.name == where:
-            wait_to_be_killed("adapter saved")
+            wait_to_be_killed("fleet shard saved")
         return result
 
-    AdapterBank.save_weights = pausing
+    AdapterBank.save_many_weights = pausing
 else:
     set_fault_hook(stop_at_fault_point)
 run_plan(parse_plan(plan, "child-plan"), out, progress=False)
@@ -82,6 +82,7 @@ def plan(tmp_path_factory) -> dict:
         # Six personas: the exact persona-level test's smallest two-sided p is 2/2**6 = 0.031, above
         # this alpha, so no candidate can be accepted and the decision is determined: keep unified.
         "acceptance": {"n_resamples": 999, "alpha": 0.03}, "stop": "all",
+        "fleet_shard": 2,  # the personas' fleet trains in three shards
     }
 
 
@@ -215,12 +216,16 @@ def test_kill_9_in_the_middle_of_training_loses_no_finished_work(plan, reference
     half_trained = out / "runs" / "personas"
     assert not (half_trained / "personalizer.json").exists()
     saved = [name for name in AdapterBank(half_trained / "bank").names() if name.startswith("persona/")]
-    assert len(saved) == 1  # one persona adapter of six: killed in the middle of the step
+    assert len(saved) == 2  # one shard of two persona adapters out of six: killed in the middle of the step
     run_plan(parse_plan(plan), out, progress=False)
     after = ledger_rows(out)
     for step in ("train:unified", "evaluate:unified@val", "train:constrained", "compare:constrained@val"):
         assert after[step].started == killed[step].started and after[step].attempts == 1  # not redone
     assert after["train:personas"].attempts == 2 and after["train:personas"].status == "done"
+    # The second attempt resumed at the second shard: it trained only the four others.
+    retrained = json.loads((half_trained / "training.json").read_text())["training"]
+    persona_adapters = {name for name in AdapterBank(half_trained / "bank").names() if name.startswith("persona/")}
+    assert len(persona_adapters) == 6 and set(retrained) == persona_adapters - set(saved)
     assert results(out) == results(reference)
 
 

@@ -180,7 +180,35 @@ class AdapterBank:
 
     def _commit(self, name: str, staging: Path, base: dict[str, Any], fields: dict[str, Any]) -> Path:
         """Check the staged folder ``staging/adapter``, move it into place and record it."""
-        staged = staging / "adapter"
+        return self._commit_many([(name, staging, fields)], base)[0]
+
+    def _commit_many(self, staged: Sequence[tuple[str, Path, dict[str, Any]]], base: dict[str, Any]) -> list[Path]:
+        """Check each staged folder (``(name, staging, fields)``: the adapter in
+        ``staging/adapter``), move them all into place and record them in one manifest write:
+        the bank holds all of them or, after a failure or a kill, none."""
+        entries = [(name, staging, self._entry(name, staging / "adapter", base, fields)) for name, staging, fields in staged]
+        with locked(self.root / LOCK):
+            document = self._read()
+            for name, staging, (entry, shapes) in entries:
+                self._check_can_hold(document, name, entry, base, shapes)
+                document["adapters"][name] = entry
+                document["base_model"] = _merged_base(document["base_model"], base)
+            moved = []
+            try:
+                for name, staging, (entry, _) in entries:
+                    target = self.root / entry["directory"]
+                    moved.append((target, replace_folder(staging / "adapter", target, staging / "previous"), staging))
+                self._write(document)
+            except BaseException:
+                for target, previous, staging in reversed(moved):
+                    undo_replace_folder(target, previous, staging / "failed")
+                    if previous is None:
+                        _remove_if_empty(target.parent, self.root)
+                raise
+        return [self.root / entry["directory"] for _, _, (entry, _) in entries]  # previous versions go with staging
+
+    def _entry(self, name: str, staged: Path, base: dict[str, Any], fields: dict[str, Any]) -> tuple[dict, dict]:
+        """The manifest entry of the adapter folder ``staged``, and its tensor shapes."""
         config, tensor_shapes = read_adapter_folder(staged)  # what we keep is what we check
         entry = {
             "directory": adapter_directory(name),
@@ -191,21 +219,7 @@ class AdapterBank:
             "files": file_digests(staged),
             **fields,
         }
-        with locked(self.root / LOCK):
-            document = self._read()
-            self._check_can_hold(document, name, entry, base, adapter_tensor_shapes(tensor_shapes))
-            target = self.root / entry["directory"]
-            previous = replace_folder(staged, target, staging / "previous")
-            try:
-                document["adapters"][name] = entry
-                document["base_model"] = _merged_base(document["base_model"], base)
-                self._write(document)
-            except BaseException:
-                undo_replace_folder(target, previous, staging / "failed")
-                if previous is None:
-                    _remove_if_empty(target.parent, self.root)
-                raise
-        return target  # the previous version, now under staging/, goes with it
+        return entry, adapter_tensor_shapes(tensor_shapes)
 
     def _check_can_hold(self, document: dict[str, Any], name: str, entry: dict[str, Any],
                         base: dict[str, Any], adapter_shapes: dict[str, dict[str, list[int]]]) -> None:
@@ -303,13 +317,28 @@ class AdapterBank:
         """Save engine weights (``{module_path: LoraWeights}``) as bank adapter ``name``;
         ``source`` says where they came from ("trained", "merged", ...); ``vectors``:
         ``(personas, [n, hidden])`` persona vectors trained with it, saved in its folder."""
-        adapter_directory(name)
+        return self.save_many_weights([(name, weights, {**meta, "vectors": vectors})], base_model_name_or_path,
+                                      source)[0]
+
+    def save_many_weights(self, adapters: Sequence[tuple[str, Any, dict[str, Any]]], base_model_name_or_path: str,
+                          source: str = "trained") -> list[Path]:
+        """Save several adapters at once, each ``(name, engine weights, meta)`` (meta as
+        ``save_weights``'s keywords): one manifest write records them all, so the bank holds
+        a whole fleet shard or none of it. Returns their folders."""
+        for name, _, _ in adapters:
+            adapter_directory(name)  # an invalid name fails before any work
         base = describe_base(base_model_name_or_path)
         with staging_folder(self.root / STAGING) as staging:
-            write_peft_adapter(staging / "adapter", weights, base_model_name_or_path)
-            if vectors is not None:
-                write_vectors(staging / "adapter" / VECTORS_FILE, *vectors)
-            return self._commit(name, staging, base, _fields(source=source, extra=meta, **_meta_fields(meta)))
+            staged = []
+            for k, (name, weights, meta) in enumerate(adapters):
+                meta = dict(meta)
+                vectors = meta.pop("vectors", None)
+                folder = staging / str(k)
+                write_peft_adapter(folder / "adapter", weights, base_model_name_or_path)
+                if vectors is not None:
+                    write_vectors(folder / "adapter" / VECTORS_FILE, *vectors)
+                staged.append((name, folder, _fields(source=source, extra=meta, **_meta_fields(meta))))
+            return self._commit_many(staged, base)
 
     def _checked_against(self, name: str, target: dict[str, Any]) -> Path:
         folder, entry = self._verified(name)

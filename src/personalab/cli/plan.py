@@ -8,6 +8,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from personalab.errors import PersonalabError
+
 DESCRIPTION = """\
 Run a plan: the playbook's decision tree as one measured, resumable run. The plan file names a
 baseline strategy, candidate strategies in the order to try them (cheapest first), an
@@ -69,6 +71,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--out", required=True, type=Path, metavar="RUN_DIR",
                         help="run directory: created, or resumed when it holds this plan already")
     parser.add_argument("--data", metavar="DIR", help="dataset folder, instead of the plan's `data`")
+    parser.add_argument("--fleet-shard", type=int, metavar="N",
+                        help="train at most N adapters of a fleet at once, instead of the plan's `fleet_shard` (default 64)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines (the result is still printed)")
     parser.add_argument("--verbose", action="store_true",
                         help="also show the training and evaluation bars (shown anyway when stderr is a terminal)")
@@ -82,6 +86,10 @@ def run(args: argparse.Namespace) -> int:
     spec = load_plan(args.config)
     if args.data:
         spec = replace(spec, data=args.data)
+    if args.fleet_shard is not None:
+        if args.fleet_shard < 1:
+            raise PersonalabError(f"--fleet-shard must be at least 1, got {args.fleet_shard}")
+        spec = replace(spec, fleet_shard=args.fleet_shard)
     # A POPQUORN training step takes half an hour: in a terminal, show how far it is.
     bars = args.verbose or (not args.quiet and sys.stderr.isatty())
     result = run_plan(spec, args.out, progress=not args.quiet, verbose=bars)

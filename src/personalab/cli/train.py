@@ -75,6 +75,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--repeats", type=_positive_int, default=1, metavar="N",
                         help="train N times, under seeds seed ... seed+N-1, the repeats into OUT/repeats/seed<S>/ "
                              "(default 1; each repeat costs one more training; see 'repeats' below)")
+    parser.add_argument("--fleet-shard", type=_positive_int, metavar="N",
+                        help="train at most N adapters of a fleet at once (default 64): memory grows with N, not with the "
+                             "number of personas; a killed run resumes at the first shard not yet in the bank")
     parser.add_argument("--force", action="store_true", help="retrain a run directory (and its repeats) that is already trained")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
@@ -136,8 +139,10 @@ def config_from_args(args: argparse.Namespace) -> "RunConfig":
     holdout = args.holdout if args.holdout is not None else float(file.get("holdout", 0.0))
     augment = args.augment.split(",") if args.augment else list(file.get("augment") or [])
     copies = args.augment_copies if args.augment_copies is not None else int(file.get("augment_copies", 2))
+    shard = args.fleet_shard if args.fleet_shard is not None else int(file.get("fleet_shard", 64))
     return RunConfig(data=str(Path(data).resolve()), strategy=strategy, strategy_options=options, preset=preset,
-                     seed=seed, holdout=holdout, augment=augment, augment_copies=copies, model=spec, settings=settings)
+                     seed=seed, holdout=holdout, augment=augment, augment_copies=copies, model=spec, settings=settings,
+                     fleet_shard=shard)
 
 
 def parse_options(pairs: list[str]) -> dict[str, Any]:

@@ -13,7 +13,10 @@ The points (the name, then the details passed):
   temporary name beside ``target`` and is about to be renamed over it
   (``personalab.data.atomic``);
 - ``plan.step_started`` (``step``, ``out``): a plan step's ledger row says running and its old
-  outputs are removed; no work done yet (``personalab.plan.runner``).
+  outputs are removed (a training step's are kept for a retry, which resumes); no work done yet (``personalab.plan.runner``);
+- ``fleet.step_done`` (``label``): a fleet training step is done (``personalab.train.fleet``);
+- ``fleet.shard_saved`` (``run``, ``shard``): fleet shard number ``shard`` (from 1) of run
+  folder ``run`` is in the bank (``personalab.strategies.steps``).
 """
 
 from __future__ import annotations

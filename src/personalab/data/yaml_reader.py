@@ -174,6 +174,14 @@ class Reader:
             return default
         return value
 
+    def integer(self, mapping, key, path, default: int, low: int) -> int:
+        """An integer of at least ``low`` (``default`` when absent, or after a problem)."""
+        value = self.value(mapping, key, path, "an integer", default)
+        if value < low:
+            self.problem(join(path, key), f"must be at least {low}, got {value}")
+            return default
+        return value
+
     def choice(self, mapping, key, path, choices: tuple[str, ...], default: str) -> str:
         value = self.value(mapping, key, path, "a string", default)
         if value not in choices:

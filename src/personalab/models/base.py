@@ -73,6 +73,10 @@ class Backend(Protocol):
         ``route_ids`` (one per row, indices into a multi-LoRA engine's route table) also a
         ``route_ids`` long tensor."""
 
+    def train_lengths(self, rows: Sequence[Example]) -> list[int]:
+        """Tokens in each row's training sequence as ``collate`` builds it (truncated, not
+        padded): a batch's padded size is its row count times its longest row's length."""
+
     def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Mean training loss of ``model`` on a collated batch (moved to the model's device);
         a batch's ``route_ids`` are passed on to the model as ``route_ids=`` (kept on the CPU,

@@ -155,6 +155,10 @@ class CausalLMBackend:
             batch["route_ids"] = route_id_tensor(route_ids, len(rows))
         return batch
 
+    def train_lengths(self, rows: Sequence[Example]) -> list[int]:
+        """Tokens of each row's training sequence (prompt and target): what a batch pads to."""
+        return [len(self.prompt_ids(row)) + len(self.continuation_ids(row.output)) for row in rows]
+
     def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Mean next-token NLL over all target tokens of the batch."""
         sums, counts = self.loss_terms(model, batch)

@@ -75,6 +75,15 @@ class ClassifierBackend:
         is kept whole and only the input is cut (as ``only_second`` would), while a longer
         profile is cut too instead of crowding out the input (where ``only_second`` fails).
         """
+        padded = self.tokenizer.pad(self._features(rows), return_tensors="pt")
+        return {k: v for k, v in padded.items() if k in self.tokenizer.model_input_names}
+
+    def train_lengths(self, rows: Sequence[Example]) -> list[int]:
+        """Tokens of each row's model input, after truncation: what a batch pads to."""
+        return [len(feature["input_ids"]) for feature in self._features(rows)]
+
+    def _features(self, rows: Sequence[Example]) -> list[dict]:
+        """Each row's tokenized input (profile paired with it where given), unpadded."""
         profiles = [self._profile_for(row) for row in rows]
         paired = [i for i, profile in enumerate(profiles) if profile]
         alone = [i for i, profile in enumerate(profiles) if not profile]
@@ -83,8 +92,7 @@ class ClassifierBackend:
             features, paired, [profiles[i] for i in paired], [rows[i].input for i in paired]
         )
         self._encode_into(features, alone, [rows[i].input for i in alone])
-        padded = self.tokenizer.pad(features, return_tensors="pt")
-        return {k: v for k, v in padded.items() if k in self.tokenizer.model_input_names}
+        return features
 
     def collate(
         self, rows: Sequence[Example], route_ids: Sequence[int] | torch.Tensor | None = None

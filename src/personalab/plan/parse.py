@@ -19,7 +19,7 @@ from personalab.models.base import ModelSpec
 from personalab.plan.spec import METRICS, SELECTION_SPLITS, STOP_RULES, Acceptance, Candidate, Gate, PlanSpec
 
 TOP_KEYS = ("data", "model", "preset", "settings", "seed", "holdout", "baseline", "candidates",
-            "acceptance", "stop", "time_budget_minutes", "select_on", "repeats", "description", "metric")
+            "acceptance", "stop", "time_budget_minutes", "select_on", "repeats", "description", "metric", "fleet_shard")
 # Keys earlier versions took, and what replaced them: said plainly instead of "unknown key".
 RETIRED = {
     "split": "replaced by `select_on: val | test`: candidates are chosen on the select_on rows and the "
@@ -66,6 +66,7 @@ class _PlanReader(Reader):
             model=self.model(data.get("model") or {}), preset=preset, settings=settings,
             seed=self.value(data, "seed", "", "an integer", 0),
             holdout=self.number(data, "holdout", "", 0.0, 0.0, 1.0, open_high=True),
+            fleet_shard=self.integer(data, "fleet_shard", "", 64, 1),
             acceptance=self.acceptance(data.get("acceptance") or {}),
             stop=self.choice(data, "stop", "", STOP_RULES, "first_win"),
             time_budget_minutes=self.number(data, "time_budget_minutes", "", None, 0.0, float("inf"), open_low=True),

@@ -101,6 +101,9 @@ class _Step:
     artifact: Path  # exists once the step is complete
     work: Callable[[], dict[str, Any]]
     skip: tuple[str, ...] = ()  # entries of ``output`` the artifact hash leaves out
+    resumable: bool = False
+    """A killed attempt's output is kept for the next attempt with the same key (a training
+    run keeps its finished fleet shards: ``train_run`` checks what it may keep)."""
 
     @property
     def id(self) -> str:
@@ -201,7 +204,7 @@ class _Runner:
         train = self._run(_Step(
             "train", name, {"config": config.to_dict(), "data": self.data_hash}, run_dir,
             run_dir / "personalizer.json", lambda: self.steps.train(config, run_dir, reuse, self.verbose),
-            skip=("eval",)))
+            skip=("eval",), resumable=True))
         self.trained.append(run_dir)
         evaluations = {split: self._evaluate(name, run_dir, train, split) for split in splits}
         if seed is None:
@@ -284,7 +287,8 @@ class _Runner:
             return row
         self.progress.begin(step.id)
         self.ledger.start(step.id, step.kind, step.name, key, inputs, self.versions)
-        remove(step.output)  # whatever a killed or outdated run left there
+        if not (step.resumable and row and row.key == key):
+            remove(step.output)  # whatever a killed or outdated run left there
         fault_point("plan.step_started", step=step.id, out=self.out)  # for crash tests
         started = self.steps.clock()
         try:

@@ -97,6 +97,8 @@ class PlanSpec:
     settings: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     holdout: float = 0.0
+    fleet_shard: int = 64
+    """At most this many adapters of a fleet train at once (memory, not results)."""
     acceptance: Acceptance = field(default_factory=Acceptance)
     stop: str = "first_win"
     time_budget_minutes: float | None = None
@@ -143,6 +145,7 @@ class PlanSpec:
             data=str(Path(self.data).resolve()), strategy=candidate.strategy,
             strategy_options=dict(candidate.options), preset=preset, seed=self.seed if seed is None else seed,
             holdout=self.holdout, augment=list(candidate.augment), model=self.model, settings=settings,
+            fleet_shard=self.fleet_shard,
         )
 
 

@@ -32,6 +32,7 @@ class FitContext:
     config_hash: str = ""  # of the run config, recorded with every adapter trained
     base_identity: str = ""  # hash of data, model and seed: the root of adapter fingerprints
     reuse: list[Path] = field(default_factory=list)  # runs whose identical adapters are reused
+    fleet_shard: int = 64  # at most this many adapters of a fleet train at once (memory)
     records: dict[str, Any] = field(default_factory=dict)  # what the strategy wants reported
     memo: dict[str, Any] = field(default_factory=dict)  # computed once per fit, shared, not recorded
 

@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence
 from personalab.errors import PersonalabError
 from personalab.strategies.base import FitContext
 from personalab.strategies.steps import (
-    ensure_unified, fingerprint, reuse_adapter, rows_by_persona, save_member, train_members,
+    ensure_unified, fingerprint, reuse_adapter, rows_by_persona, save_members, train_members,
 )
 from personalab.train.fleet import Member
 
@@ -108,10 +108,10 @@ def train_with_recipes(
     pooled = [pooled_val_loss({name: results[f"recipe{k}/{name}"].best_val_loss for name in plain}, plain)
               for k in range(len(recipes))]
     chosen = min(range(len(recipes)), key=lambda k: (pooled[k], k))
-    for name, member in plain.items():
-        trained = f"recipe{chosen}/{name}"
-        save_member(context, engine, name, replace(member, name=trained), results[trained], wanted[name],
-                    on_top_of_unified, data={"recipe": vars(recipes[chosen])})
+    picked = [f"recipe{chosen}/{name}" for name in plain]
+    save_members(context, engine, [(name, replace(member, name=trained), results[trained], wanted[name],
+                                    {"recipe": vars(recipes[chosen])})
+                                   for (name, member), trained in zip(plain.items(), picked)], on_top_of_unified)
     engine.unwrap()
     context.records["recipes"] = {
         "chosen": recipes[chosen].describe(),

@@ -20,6 +20,7 @@ from typing import Any, Mapping, Sequence
 
 from personalab.bank import AdapterBank
 from personalab.data.schema import Dataset, Example
+from personalab.data.faults import fault_point
 from personalab.engine import Route
 from personalab.errors import PersonalabError
 from personalab.strategies.base import FitContext
@@ -63,24 +64,31 @@ def unified_fingerprint(context: FitContext, settings: TrainSettings | None = No
 def reuse_adapter(context: FitContext, name: str, wanted: str) -> bool:
     """Whether ``name`` with fingerprint ``wanted`` is in the bank, after copying it there from
     a reusable run if one has it (with the classifier head that run trained with it)."""
-    if _fingerprint_in(context.bank, name) == wanted:
-        return True
+    return name in reuse_adapters(context, {name: wanted})
+
+
+def reuse_adapters(context: FitContext, wanted: Mapping[str, str]) -> set[str]:
+    """The adapters of ``wanted`` (name -> fingerprint) that are in the bank, after copying
+    those a reusable run has into it. Each bank's manifest is read once, however many
+    adapters are asked for (a fleet may have thousands)."""
+    own = _fingerprints(context.bank)
+    found = {name for name, print_ in wanted.items() if own.get(name) == print_}
     for run_dir in context.reuse:
         other = AdapterBank(run_dir / "bank")
-        if _fingerprint_in(other, name) != wanted:
-            continue
-        entry = other.entry(name)
-        meta = {k: v for k, v in entry.items() if k in ("data", "scores", "config_hash", "fingerprint", "on_top_of")}
-        context.bank.import_adapter(name, other.path(name), **meta)
-        if name == UNIFIED and (run_dir / HEAD_FILE).exists():
-            shutil.copyfile(run_dir / HEAD_FILE, context.run_dir / HEAD_FILE)
-        context.records.setdefault("reused", {})[name] = str(run_dir)
-        return True
-    return False
+        theirs = _fingerprints(other)
+        for name in [n for n, print_ in wanted.items() if n not in found and theirs.get(n) == print_]:
+            entry = other.entry(name)
+            meta = {k: v for k, v in entry.items() if k in ("data", "scores", "config_hash", "fingerprint", "on_top_of")}
+            context.bank.import_adapter(name, other.path(name), **meta)
+            if name == UNIFIED and (run_dir / HEAD_FILE).exists():
+                shutil.copyfile(run_dir / HEAD_FILE, context.run_dir / HEAD_FILE)
+            context.records.setdefault("reused", {})[name] = str(run_dir)
+            found.add(name)
+    return found
 
 
-def _fingerprint_in(bank: AdapterBank, name: str) -> str | None:
-    return bank.entry(name).get("fingerprint") if name in bank.names() else None
+def _fingerprints(bank: AdapterBank) -> dict[str, str | None]:
+    return {name: entry.get("fingerprint") for name, entry in bank.manifest().items()}
 
 
 def ensure_unified(context: FitContext, settings: TrainSettings | None = None) -> str:
@@ -184,18 +192,37 @@ def train_group_adapters(
             kind="group", name=name, base=context.base_identity, unified=unified, settings=settings.to_dict(),
             under=on_top_of_unified, rows=[(r.persona_id, r.input, r.output) for r in member.train + member.val],
         )
-        if not reuse_adapter(context, name, wanted[name]):
-            members.append(member)
-    if members:
-        _train_fleet_into_bank(context, members, settings, wanted, on_top_of_unified, label)
+        members.append(member)
+    train_sharded(context, members, wanted, settings, on_top_of_unified, label)
     return {name: context.bank.entry(name) for name in groups}
 
 
-def _train_fleet_into_bank(context, members, settings, wanted, on_top_of_unified, label) -> None:
-    engine, results = train_members(context, members, settings, on_top_of_unified, label)
-    for member in members:
-        save_member(context, engine, member.name, member, results[member.name], wanted[member.name], on_top_of_unified)
-    engine.unwrap()  # leave the backend's base model as it was, for the next step
+def train_sharded(context, members: Sequence[Member], wanted: Mapping[str, str], settings: TrainSettings,
+                  on_top_of_unified: bool, label: str) -> None:
+    """Each member trained into the bank under its name and fingerprint ``wanted[name]``, a
+    shard of ``context.fleet_shard`` members at a time; members already in the bank (or in a
+    reusable run's) are not trained again."""
+    done = reuse_adapters(context, wanted)
+    # Shards are cut before what is done is taken out, so a resumed run trains the same shards.
+    shards = fleet_shards(members, context.fleet_shard)
+    for number, shard in enumerate(shards, 1):
+        todo = [m for m in shard if m.name not in done]
+        if not todo:
+            continue
+        shard_label = label if len(shards) == 1 else f"{label} {number}/{len(shards)}"
+        engine, results = train_members(context, todo, settings, on_top_of_unified, shard_label)
+        save_members(context, engine, [(m.name, m, results[m.name], wanted[m.name], {}) for m in todo],
+                     on_top_of_unified)
+        engine.unwrap()  # the shard's adapters are freed; the base model is as it was
+        fault_point("fleet.shard_saved", run=context.run_dir, shard=number)
+
+
+def fleet_shards(members: Sequence[Member], size: int) -> list[list[Member]]:
+    """``members`` cut in order into shards of at most ``size``: a fleet trains one shard at a
+    time, so its memory is bounded by the shard, not by the number of members."""
+    if size < 1:
+        raise PersonalabError(f"fleet_shard must be at least 1, got {size}")
+    return [list(members[start : start + size]) for start in range(0, len(members), size)]
 
 
 def train_members(context, members, settings, on_top_of_unified, label) -> tuple[Any, dict[str, Any]]:
@@ -204,7 +231,8 @@ def train_members(context, members, settings, on_top_of_unified, label) -> tuple
     each member's training result."""
     backend = context.backend
     under = Route.single(UNIFIED) if on_top_of_unified else Route({})
-    engine = context.bank.load_engine(backend.model, [UNIFIED], backend.target_modules(settings.target_roles))
+    engine = context.bank.load_engine(backend.model, [UNIFIED] if on_top_of_unified else [],
+                                      backend.target_modules(settings.target_roles))
     # Dropout masks come from the global generator: seeded here, a fleet trains the same
     # whether what came before it in this process (unified trained or reused, ...) drew or not.
     seed_everything(context.seed)
@@ -213,12 +241,14 @@ def train_members(context, members, settings, on_top_of_unified, label) -> tuple
     return engine, results
 
 
-def save_member(context, engine, name, member, result, wanted, on_top_of_unified, data=None) -> None:
-    """A trained member's weights saved as bank adapter ``name``, with its training record."""
-    context.bank.save_weights(
-        name, engine.adapter_weights(member.name), str(context.backend.resolved.path),
-        data={"rows": len(member.train), **(data or {})}, scores={"val_loss": result.best_val_loss},
-        config_hash=context.config_hash, fingerprint=wanted,
-        on_top_of=UNIFIED if on_top_of_unified else None,
-    )
-    context.records.setdefault("training", {})[name] = result.to_dict()
+def save_members(context, engine, saved, on_top_of_unified) -> None:
+    """Trained members saved to the bank in one commit (all or none), each
+    ``(bank name, member, its training result, fingerprint, extra data)``, with their records."""
+    adapters = []
+    for name, member, result, wanted, data in saved:
+        adapters.append((name, engine.adapter_weights(member.name), {
+            "data": {"rows": len(member.train), **data}, "scores": {"val_loss": result.best_val_loss},
+            "config_hash": context.config_hash, "fingerprint": wanted,
+            "on_top_of": UNIFIED if on_top_of_unified else None}))
+        context.records.setdefault("training", {})[name] = result.to_dict()
+    context.bank.save_many_weights(adapters, str(context.backend.resolved.path))

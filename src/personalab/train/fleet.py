@@ -5,7 +5,9 @@ learning-rate schedule, optimizer state and early stopping, exactly as if it wer
 alone (a member may also bring its own learning rate and epochs: a grid of recipes trains as
 one fleet); a fleet step simply runs several members' next mini-batches in one forward pass of the
 multi-LoRA engine, each row through its own adapter (plus optional frozen adapters beneath,
-e.g. ``unified`` for adapters trained on top of it). The loss is the sum over members of each
+e.g. ``unified`` for adapters trained on top of it). A step's size is bounded in rows and in
+padded tokens, and the members' batches are grouped by length first: a step holds no more
+than one full batch of a single adapter would, whatever the number of members. The loss is the sum over members of each
 member's mean loss, so every adapter gets the gradient it would get alone; adapters absent
 from a step get no gradient at all, and the optimizer leaves them untouched.
 """
@@ -22,6 +24,7 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 
+from personalab.data.faults import fault_point
 from personalab.data.schema import Example
 from personalab.engine import LoraWeights, MultiLoraModel, Route
 from personalab.models.base import Backend
@@ -71,6 +74,35 @@ def new_lora_weights(
     return weights
 
 
+@dataclass(frozen=True)
+class StepBudget:
+    """How much one fleet step may hold: at most ``rows`` rows and ``tokens`` padded tokens
+    (rows times the longest row's tokens). The token bound is what keeps memory flat: a step's
+    activations grow with its padded tokens, and one long row pads every other row to its
+    length (64 mixed POPQUORN rows padded to 128 tokens held about 2 GiB of MiniLM
+    activations). The default, 2048, is one full batch of 16 rows at 128 tokens."""
+
+    rows: int = 64
+    tokens: int = 2048
+
+    def __post_init__(self) -> None:
+        if self.rows < 1 or self.tokens < 1:
+            raise ValueError(f"a step budget needs at least one row and one token, got {self}")
+
+    def pack(self, batches: list[tuple[str, list[int]]], longest) -> list[list[tuple[str, list[int]]]]:
+        """``batches`` (longest first) cut in order into steps within the budget; a batch
+        larger than the budget by itself is a step of its own."""
+        steps, current, rows, width = [], [], 0, 0
+        for part in batches:
+            new_rows, new_width = rows + len(part[1]), max(width, longest(part))
+            if current and (new_rows > self.rows or new_rows * new_width > self.tokens):
+                steps.append(current)
+                current, new_rows, new_width = [], len(part[1]), longest(part)
+            current.append(part)
+            rows, width = new_rows, new_width
+        return steps + ([current] if current else [])
+
+
 class Fleet:
     """The training state of all members; ``train_fleet`` drives it."""
 
@@ -90,6 +122,7 @@ class Fleet:
         self.optimizer = torch.optim.AdamW(groups, lr=settings.lr, weight_decay=settings.weight_decay)
         self.group = {g["name"]: g for g in self.optimizer.param_groups}
         self.generators = {m.name: torch.Generator().manual_seed(member_seed(seed, m.seed_name)) for m in members}
+        self.lengths = {m.name: backend.train_lengths(m.train) for m in members}
         self.steps_done = defaultdict(int)
         per_epoch = {m.name: math.ceil(len(m.train) / settings.batch_size) for m in members}
         self.total_steps = {name: n * self.epochs[name] for name, n in per_epoch.items()}
@@ -102,24 +135,24 @@ class Fleet:
             return peak * step / max(1, warmup)
         return peak * max(0.0, (total - step) / max(1, total - warmup))
 
-    def epoch_steps(self, active: Sequence[str], rows_per_step: int) -> list[list[tuple[str, list[int]]]]:
-        """This epoch's fleet steps: members' mini-batches, interleaved round-robin and packed
-        into steps of about ``rows_per_step`` rows (each member at most once per step)."""
+    def epoch_steps(self, active: Sequence[str], budget: StepBudget) -> list[list[tuple[str, list[int]]]]:
+        """This epoch's fleet steps. Each member's mini-batches come in its own seeded order;
+        round k takes every active member's k-th batch, sorts them by length and packs them
+        into steps within ``budget`` (a step pads every row to its longest, so rows of like
+        length share one). Each member is at most once per step and its batches keep their
+        order: what it learns does not depend on who shares its steps."""
         queues = {n: shuffled_length_grouped_batches(self.members[n].train, self.settings.batch_size, self.generators[n])
                   for n in active}
-        interleaved = []
-        while any(queues.values()):
-            for name in active:
-                if queues[name]:
-                    interleaved.append((name, queues[name].pop(0)))
-        steps, current, size = [], [], 0
-        for name, batch in interleaved:
-            if current and (size + len(batch) > rows_per_step or any(n == name for n, _ in current)):
-                steps.append(current)
-                current, size = [], 0
-            current.append((name, batch))
-            size += len(batch)
-        return steps + ([current] if current else [])
+        steps = []
+        for k in range(max((len(q) for q in queues.values()), default=0)):
+            batches = [(name, queues[name][k]) for name in active if k < len(queues[name])]
+            batches.sort(key=lambda part: -self.longest(part))
+            steps += budget.pack(batches, self.longest)
+        return steps
+
+    def longest(self, part: tuple[str, list[int]]) -> int:
+        name, batch = part
+        return max(self.lengths[name][i] for i in batch)
 
     def step(self, parts: list[tuple[str, list[int]]]) -> dict[str, float]:
         rows = [self.members[n].train[i] for n, batch in parts for i in batch]
@@ -171,7 +204,7 @@ def train_fleet(
     settings: TrainSettings,
     seed: int = 0,
     under: Route | None = None,
-    rows_per_step: int = 64,
+    budget: StepBudget = StepBudget(),
     progress: bool = True,
     label: str = "fleet",
 ) -> dict[str, TrainResult]:
@@ -190,10 +223,11 @@ def train_fleet(
             break
         engine.train()
         epoch_losses = defaultdict(list)
-        for parts in fleet.epoch_steps(active, rows_per_step):
+        for parts in fleet.epoch_steps(active, budget):
             for name, loss in fleet.step(parts).items():
                 epoch_losses[name].append(loss)
             bar.update(len(parts))
+            fault_point("fleet.step_done", label=label)
         val = fleet.validation_losses(active)
         active = _early_stopping(fleet, results, best, epoch, epoch_losses, val, settings.patience)
         bar.set_postfix(epoch=epoch, training=len(active))

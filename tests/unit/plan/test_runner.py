@@ -365,17 +365,36 @@ def test_a_step_left_running_is_redone_from_scratch(make_spec, tmp_path):
     out = tmp_path / "out"
     results = {"a": (0.0, 1.0), "b": (0.0, 1.0)}
     run_plan(make_spec([candidate("a"), candidate("b")]), out, progress=False, steps=Script(results).steps())
-    # What a kill in the middle of training "a" leaves: its row says running, a stray file.
+    # What a kill in the middle of evaluating "b" leaves: its row says running, a stray file.
     with sqlite3.connect(out / "ledger.sqlite") as db:
-        db.execute("UPDATE steps SET status = 'running' WHERE step = 'train:a'")
-    (out / "runs" / "a" / "half-written.bin").write_text("x")
+        db.execute("UPDATE steps SET status = 'running' WHERE step = 'evaluate:b@val'")
+    (out / "runs" / "b" / "eval" / "val" / "half-written.bin").write_text("x")
     (out / "compare" / "val" / ".b.json.123.tmp").write_text("{")
     script = Script(results)
     run_plan(make_spec([candidate("a"), candidate("b")]), out, progress=False, steps=script.steps())
-    assert script.calls[0] == ("train", "a")
-    assert ("train", "unified") not in script.calls and ("train", "b") not in script.calls
-    assert not (out / "runs" / "a" / "half-written.bin").exists()
+    assert script.calls[0] == ("evaluate", "b@val")
+    assert not any(call[0] == "train" for call in script.calls)
+    assert not (out / "runs" / "b" / "eval" / "val" / "half-written.bin").exists()
     assert not list((out / "compare").rglob(".*.tmp"))
+
+
+def test_a_training_step_left_running_is_resumed_in_its_folder(make_spec, tmp_path):
+    """Training keeps what a killed attempt left (``train_run`` keeps the finished fleet
+    shards of the same config and clears the rest), unless its inputs changed."""
+    out = tmp_path / "out"
+    results = {"a": (0.0, 1.0)}
+    run_plan(make_spec([candidate("a")]), out, progress=False, steps=Script(results).steps())
+    with sqlite3.connect(out / "ledger.sqlite") as db:
+        db.execute("UPDATE steps SET status = 'running' WHERE step = 'train:a'")
+    (out / "runs" / "a" / "finished-shard").write_text("x")
+    script = Script(results)
+    run_plan(make_spec([candidate("a")]), out, progress=False, steps=script.steps())
+    assert script.calls[0] == ("train", "a")
+    assert (out / "runs" / "a" / "finished-shard").exists()
+    with sqlite3.connect(out / "ledger.sqlite") as db:
+        db.execute("UPDATE steps SET status = 'running', key = 'older' WHERE step = 'train:a'")
+    run_plan(make_spec([candidate("a")]), out, progress=False, steps=Script(results).steps())
+    assert not (out / "runs" / "a" / "finished-shard").exists()
 
 
 def test_a_done_step_whose_artifact_is_gone_is_redone(make_spec, tmp_path):

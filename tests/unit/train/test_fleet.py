@@ -13,7 +13,8 @@ from personalab.data.schema import Dataset
 from personalab.engine import MultiLoraModel, Route
 from personalab.models import build_backend
 from personalab.models.base import ModelSpec
-from personalab.train.fleet import Member, new_lora_weights, train_fleet
+from personalab.models.batching import shuffled_length_grouped_batches
+from personalab.train.fleet import Fleet, Member, StepBudget, member_seed, new_lora_weights, train_fleet
 from personalab.train.presets import resolve_settings
 
 SETTINGS = resolve_settings(epochs=2, lr=5e-3, batch_size=4, dropout=0.0, patience=2)
@@ -111,3 +112,40 @@ def test_a_member_with_its_own_recipe_equals_it_trained_alone_under_that_recipe(
         torch.testing.assert_close(recipe[path].B, by_itself[path].B, rtol=1e-4, atol=1e-6)
     assert grid[own.name].best_epoch > 0  # it moved from where it started
     assert any(not torch.allclose(recipe[path].B, fleet_recipe[path].B) for path in recipe)
+
+
+def test_steps_stay_within_the_budget_and_keep_each_members_batches_in_order(dataset):
+    ids = sorted(dataset.personas)
+    backend, engine = engine_for(dataset)
+    budget = StepBudget(rows=6, tokens=150)
+    fleet = Fleet(backend, engine, members(dataset, ids), SETTINGS, seed=2, under=None)
+    expected = {f"persona/{pid}": shuffled_length_grouped_batches(fleet.members[f"persona/{pid}"].train,
+                                                                  SETTINGS.batch_size, torch.Generator().manual_seed(
+                                                                      member_seed(2, f"persona/{pid}")))
+                for pid in ids}
+    steps = fleet.epoch_steps(list(fleet.members), budget)
+    seen = {name: [] for name in fleet.members}
+    for parts in steps:
+        names = [name for name, _ in parts]
+        assert len(names) == len(set(names))  # each member at most once per step
+        rows = sum(len(batch) for _, batch in parts)
+        padded = rows * max(fleet.longest(part) for part in parts)
+        assert len(parts) == 1 or (rows <= budget.rows and padded <= budget.tokens)
+        for name, batch in parts:
+            seen[name].append(batch)
+    assert seen == expected  # every batch once, in the member's own order
+    assert len(steps) > len(expected[f"persona/{ids[0]}"])  # the budget did split rounds
+
+
+def test_who_shares_a_step_changes_nothing(dataset):
+    ids = sorted(dataset.personas)
+    backend, wide_engine = engine_for(dataset)
+    train_fleet(backend, wide_engine, members(dataset, ids), SETTINGS, seed=3, progress=False)
+    backend_narrow, narrow_engine = engine_for(dataset)
+    train_fleet(backend_narrow, narrow_engine, members(dataset, ids), SETTINGS, seed=3, progress=False,
+                budget=StepBudget(rows=1))  # one member's batch per step
+    for pid in ids:
+        wide, narrow = wide_engine.adapter_weights(f"persona/{pid}"), narrow_engine.adapter_weights(f"persona/{pid}")
+        for path in wide:
+            torch.testing.assert_close(wide[path].A, narrow[path].A, rtol=1e-4, atol=1e-6)
+            torch.testing.assert_close(wide[path].B, narrow[path].B, rtol=1e-4, atol=1e-6)
