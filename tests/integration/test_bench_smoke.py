@@ -82,3 +82,20 @@ def test_generation_eval_quick(tmp_path):
     assert results["identical"] is True and results["tiny_causal_lm"]["rows_differing"] == 0
     assert results["tiny_causal_lm"]["distinct_answers"] > 1  # the adapters and prompts differ: not vacuous
     assert_records(results)
+
+
+@pytest.mark.slow
+def test_scale_quick(tmp_path):
+    out = tmp_path / "scale.json"
+    result = subprocess.run([sys.executable, "bench/scale.py", "--quick", "--sizes", "12", "24", "--shard", "8",
+                             "--device", "cpu", "--threads", "1", "--out", str(out)],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads(out.read_text(encoding="utf-8"))["tiny_classifier"]
+    assert [size["personas"] for size in results["sizes"]] == [12, 24]
+    for size in results["sizes"]:
+        assert size["peak_rss_mb"] >= size["rss_before_training_mb"] > 0
+        # every persona's adapter reached the bank: the larger fleet wrote about twice the bytes
+        assert size["bank_bytes"] > 0
+    assert 1.5 < results["sizes"][1]["bank_bytes"] / results["sizes"][0]["bank_bytes"] < 2.5
+    assert results["peak_rss_ratio"] > 0 and results["seconds_per_persona_ratio"] > 0
