@@ -15,10 +15,10 @@ so every arm does every epoch). A classifier's new head is seeded and frozen in 
   engine; each persona still gets its own batches of 16, its own AdamW state and schedule,
   and ``--rows-per-step`` (default 64) rows of several personas share one forward pass. Its
   time includes its own validation before training and after every epoch.
-- C, one unified adapter on all rows (the compute floor): ``train_adapter`` (personalab's
-  single-adapter loop) on a plain PEFT model, batch 16; the standard one-adapter LoRA path,
-  with no routing, so that B/C charges the engine for all of its overhead. It validates
-  before training and after each epoch, as B does (A validates once, at the end).
+- C, one unified adapter on all rows (the compute floor): arm A's plain PEFT loop on one
+  adapter, batch 16; the standard one-adapter LoRA path, with no routing, so that B/C charges
+  the engine for all of its overhead. It validates once, at the end, as A does; B validates
+  before training and after each epoch (a forward pass over 5 val rows per 30 train rows).
 - C64 (context only): C with batches of ``--rows-per-step`` rows, the size of B's forward
   passes: B/C64 separates the engine's overhead from the gain of larger batches.
 
@@ -50,9 +50,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from common import base_parser, finish, load_backend, model_names, persona_rows, setup, timed
 from personalab.engine import MultiLoraModel
-from personalab.train.adapters import add_lora
 from personalab.train.fleet import Member, StepBudget, train_fleet
-from personalab.train.loop import train_adapter
 from personalab.train.presets import resolve_settings
 
 FULL = dict(personas=64, train=30, val=5, epochs=3)
@@ -83,35 +81,43 @@ def own_val_loss(backend, model, rows) -> float:
 
 def arm_a(backend, data, settings, seed: int) -> dict[str, float]:
     """The PEFT loop: one adapter after another. Returns each persona's final val loss."""
-    targets = backend.target_modules(settings.target_roles)
     model, val = None, {}
     for i, pid in enumerate(data.persona_ids):
-        config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
-                            target_modules=targets, bias="none")
-        if model is None:
-            model = get_peft_model(backend.model, config, adapter_name=pid)
-        else:
-            model.add_adapter(pid, config)
-        model.set_adapter(pid)  # active and trainable; every other adapter frozen
-        params = [p for p in model.parameters() if p.requires_grad]
-        rows = data.train[pid]
-        steps = math.ceil(len(rows) / settings.batch_size) * settings.epochs
-        optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
-        scheduler = get_linear_schedule_with_warmup(optimizer, 0, steps)
-        order = torch.Generator().manual_seed(seed * 100_003 + i)
-        model.train()
-        for _ in range(settings.epochs):
-            permutation = torch.randperm(len(rows), generator=order).tolist()
-            for start in range(0, len(rows), settings.batch_size):
-                batch = backend.collate([rows[j] for j in permutation[start : start + settings.batch_size]])
-                loss = backend.loss(model, batch)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, settings.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
+        model = peft_adapter(backend, model, pid, settings)
+        peft_loop(backend, model, data.train[pid], settings, torch.Generator().manual_seed(seed * 100_003 + i))
         val[pid] = own_val_loss(backend, model, data.val[pid])
     return val
+
+
+def peft_adapter(backend, model, name: str, settings):
+    """A fresh PEFT adapter ``name`` (on ``model``, or a new PEFT model when None), active."""
+    config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
+                        target_modules=backend.target_modules(settings.target_roles), bias="none")
+    if model is None:
+        model = get_peft_model(backend.model, config, adapter_name=name)
+    else:
+        model.add_adapter(name, config)
+    model.set_adapter(name)  # active and trainable; every other adapter frozen
+    return model
+
+
+def peft_loop(backend, model, rows, settings, order: torch.Generator) -> None:
+    """The plain loop a user writes: AdamW, a linear schedule, shuffled batches, clipping."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    steps = math.ceil(len(rows) / settings.batch_size) * settings.epochs
+    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    scheduler = get_linear_schedule_with_warmup(optimizer, 0, steps)
+    model.train()
+    for _ in range(settings.epochs):
+        permutation = torch.randperm(len(rows), generator=order).tolist()
+        for start in range(0, len(rows), settings.batch_size):
+            batch = backend.collate([rows[j] for j in permutation[start : start + settings.batch_size]])
+            loss = backend.loss(model, batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, settings.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
 
 
 def arm_b(backend, data, settings, seed: int, rows_per_step: int):
@@ -121,11 +127,13 @@ def arm_b(backend, data, settings, seed: int, rows_per_step: int):
                        progress=False)
 
 
-def arm_c(backend, data, settings, seed: int):
-    model = add_lora(backend, settings)  # one PEFT adapter, the head stays frozen
+def arm_c(backend, data, settings, seed: int) -> float:
+    """One PEFT adapter on all rows, the plain loop (the head stays frozen); its val loss."""
+    model = peft_adapter(backend, None, "unified", settings)
     train = [row for pid in data.persona_ids for row in data.train[pid]]
     val = [row for pid in data.persona_ids for row in data.val[pid]]
-    return train_adapter(backend, model, train, val, settings, seed=seed, progress=False)
+    peft_loop(backend, model, train, settings, torch.Generator().manual_seed(seed))
+    return own_val_loss(backend, model, val)
 
 
 def run_model(name: str, data, settings, args, device: str) -> dict:
@@ -156,8 +164,8 @@ def run_model(name: str, data, settings, args, device: str) -> dict:
         b_over_c64=out["seconds_b"] / out["seconds_c64"],
         val_loss_a=statistics.fmean(val_a.values()),
         val_loss_b=statistics.fmean(val_b.values()),
-        val_loss_c=unified.val_loss[-1],
-        val_loss_c64=unified_wide.val_loss[-1],
+        val_loss_c=unified,
+        val_loss_c64=unified_wide,
         val_loss_untrained=statistics.fmean(fleet[pid].val_loss[0] for pid in ids),
         val_loss_b_minus_a=statistics.fmean(differences),
         val_loss_b_minus_a_se=statistics.stdev(differences) / math.sqrt(len(ids)) if len(ids) > 1 else 0.0,
@@ -189,7 +197,7 @@ def main(argv=None) -> None:
         "data": "personalab synth, SynthConfig(seed=0): first train / val rows of each persona",
         "arm_a": "PEFT loop: get_peft_model / add_adapter + set_adapter per persona, AdamW, plain shuffled batches",
         "arm_b": "personalab train_fleet on MultiLoraModel, batch 16 per persona, rows_per_step rows per pass",
-        "arm_c": "personalab train_adapter on one PEFT adapter (add_lora), all rows, batch 16: the floor",
+        "arm_c": "the plain PEFT loop of arm A on one adapter, all rows, batch 16: the floor",
         "arm_c64": "as arm_c with batch = rows_per_step (context: B's forward-pass size)",
         "val_loss": "after the last epoch; A, B: mean over personas of own-val-row loss; C: all val rows",
     }

@@ -41,7 +41,7 @@ from personalab.models.base import Backend, ModelSpec
 from personalab.routing import Personalizer, personalizer_from_json, vectors_of
 from personalab.strategies import FitContext, get_strategy
 from personalab.strategies.steps import dataset_fingerprint, fingerprint
-from personalab.train.adapters import HEAD_FILE, load_head
+from personalab.train.head import HEAD_FILE, load_head
 from personalab.train.presets import TrainSettings, check_preset, read_settings
 
 CONFIG = "config.yaml"

@@ -21,7 +21,7 @@ from personalab.export.compat import NOT_SERVABLE
 from personalab.models import build_backend, load_head
 from personalab.models.base import ModelSpec
 from personalab.rundir import RunConfig, open_run, train_run
-from personalab.train.adapters import HEAD_FILE
+from personalab.train.head import HEAD_FILE
 from personalab.train.presets import resolve_settings
 
 

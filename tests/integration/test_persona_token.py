@@ -31,7 +31,7 @@ from personalab.routing import RoutingTable, predict, score_routes, with_identif
 from personalab.rundir import RunConfig, open_run, train_run, training_records
 from personalab.strategies.identifiers import draw_identifiers, identifier_vocabulary
 from personalab.strategies.persona_token import ADAPTER
-from personalab.train.adapters import HEAD_FILE
+from personalab.train.head import HEAD_FILE
 from personalab.train.presets import resolve_settings
 
 MODELS = ("tiny-classifier", "tiny-causal-lm")
@@ -56,9 +56,12 @@ def data_dir(tmp_path_factory) -> Path:
 
 def config(data: Path, model: str, strategy: str = "persona_token", **options) -> RunConfig:
     # No profile in the input: the identifier is then the only thing that tells personas apart.
+    # The tiny causal LM's validation loss is still falling after 6 epochs (about 2.0 at seed 0,
+    # from 10.0), its test accuracy then anywhere from 50% to 100% by the seed: it gets 10.
+    epochs = 10 if model == "tiny-causal-lm" else 6
     return RunConfig(data=str(data), strategy=strategy, strategy_options=options, holdout=0.2,
                      model=ModelSpec(name=model, with_profile=False),
-                     settings=resolve_settings(epochs=6, lr=1e-2, batch_size=8, patience=6))
+                     settings=resolve_settings(epochs=epochs, lr=1e-2, batch_size=8, patience=epochs))
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ from personalab.models.base import ModelSpec
 from personalab.routing import predict, score_routes
 from personalab.rundir import RunConfig, open_run, train_run, training_records
 from personalab.strategies.persona_token import ADAPTER, VECTOR_ADAPTER
-from personalab.train.adapters import HEAD_FILE
+from personalab.train.head import HEAD_FILE
 from personalab.train.presets import resolve_settings
 
 MODELS = ("tiny-classifier", "tiny-causal-lm")

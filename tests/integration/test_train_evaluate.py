@@ -19,8 +19,10 @@ from personalab.engine import Route
 from personalab.evaluate.references import REFERENCES
 from personalab.routing import RoutingTable, predict
 from personalab.strategies import FitContext, get_strategy
-from personalab.train.adapters import add_lora, save_head
-from personalab.train.loop import train_adapter
+from personalab.engine import MultiLoraModel
+from personalab.train.fleet import ExtraParameters, Member, train_fleet
+from personalab.train.head import head_parameters, save_head
+from personalab.train.result import seed_everything
 from personalab.train.presets import resolve_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,21 +60,27 @@ def test_training_reduces_validation_loss(synth_dir, tmp_path, model):
 
 @pytest.mark.parametrize("model", ["tiny-classifier", "tiny-causal-lm"])
 def test_reloaded_run_gives_identical_scores(synth_dir, tmp_path, model):
-    """What ``unified`` trains in memory (PEFT) scores exactly as the saved run reopened
-    (a fresh base, the saved head, the saved adapter in the multi-LoRA engine)."""
+    """What ``unified`` trains in memory scores exactly as the saved run reopened (a fresh
+    base, the saved head, the saved adapter in a new multi-LoRA engine)."""
     config = RunConfig(data=str(synth_dir), model=ModelSpec(name=model),
                        settings=resolve_settings(epochs=2, lr=1e-2, patience=2))
     dataset = load_dataset(config.data)
     backend = _backend(config, dataset)
     rows = dataset.split("test")
     untrained = backend.scores(backend.model, rows)
-    peft_model = add_lora(backend, config.settings, adapter_name="unified", train_head=True)
-    train_adapter(backend, peft_model, dataset.split("train"), dataset.split("val"), config.settings,
-                  head_parameters=backend.trainable_base_parameters(), progress=False)
-    trained = backend.scores(peft_model, rows)
+    engine = MultiLoraModel(backend.model, backend.target_modules(config.settings.target_roles))
+    head = head_parameters(backend)
+    for param in head:
+        param.requires_grad_(True)
+    member = Member("unified", dataset.split("train"), dataset.split("val"),
+                    extra=[ExtraParameters(head, config.settings.head_lr)] if head else [])
+    seed_everything(0)  # dropout masks: an unlucky draw keeps epoch 0, the untrained weights
+    assert train_fleet(backend, engine, [member], config.settings, progress=False)["unified"].best_epoch > 0
+    trained = backend.scores(engine, rows, route_ids=[0] * len(rows))
     assert not torch.equal(trained, untrained)
-    AdapterBank(tmp_path / "bank").save("unified", peft_model, adapter_name="unified")
-    save_head(backend, peft_model, tmp_path)
+    AdapterBank(tmp_path / "bank").save_weights("unified", engine.adapter_weights("unified"),
+                                                str(backend.resolved.path))
+    save_head(backend, tmp_path)
     (tmp_path / "personalizer.json").write_text(json.dumps(RoutingTable(Route.single("unified")).to_json()))
     (tmp_path / "config.yaml").write_text(json.dumps(config.to_dict()))  # JSON is valid YAML
 

@@ -189,9 +189,11 @@ class AdapterBank:
         entries = [(name, staging, self._entry(name, staging / "adapter", base, fields)) for name, staging, fields in staged]
         with locked(self.root / LOCK):
             document = self._read()
+            held = _Held(document["adapters"])
             for name, staging, (entry, shapes) in entries:
-                self._check_can_hold(document, name, entry, base, shapes)
+                self._check_can_hold(document, held, name, entry, base, shapes)
                 document["adapters"][name] = entry
+                held.add(name, entry)
                 document["base_model"] = _merged_base(document["base_model"], base)
             moved = []
             try:
@@ -221,16 +223,15 @@ class AdapterBank:
         }
         return entry, adapter_tensor_shapes(tensor_shapes)
 
-    def _check_can_hold(self, document: dict[str, Any], name: str, entry: dict[str, Any],
+    def _check_can_hold(self, document: dict[str, Any], held: "_Held", name: str, entry: dict[str, Any],
                         base: dict[str, Any], adapter_shapes: dict[str, dict[str, list[int]]]) -> None:
         """Refuse an adapter the bank cannot hold beside the others: see the messages."""
         kind, key = split_name(name)
-        others = {other: e for other, e in document["adapters"].items() if other != name}
         # "unified" lives in <root>/unified/, "unified/x" would live inside it: replacing one
         # would carry the other away, so a kind is used either with keys or without.
-        if any(other == kind if key else other.startswith(kind + "/") for other in others):
+        if kind in (held.bare if key else held.keyed_kinds):
             raise ValueError(f"bank adapter {name!r}: the kind {kind!r} is already used {'without' if key else 'with'} a key")
-        if any(e["directory"] == entry["directory"] for e in others.values()):
+        if held.folders.get(entry["directory"], name) != name:
             raise PersonalabError(f"adapter {name!r} would share its folder {entry['directory']} with another adapter (a hash collision); rename it")
         bank_base = document["base_model"]
         if bank_base is None:
@@ -323,8 +324,9 @@ class AdapterBank:
     def save_many_weights(self, adapters: Sequence[tuple[str, Any, dict[str, Any]]], base_model_name_or_path: str,
                           source: str = "trained") -> list[Path]:
         """Save several adapters at once, each ``(name, engine weights, meta)`` (meta as
-        ``save_weights``'s keywords): one manifest write records them all, so the bank holds
-        a whole fleet shard or none of it. Returns their folders."""
+        ``save_weights``'s keywords, plus ``target_modules``: the PEFT entries to write in
+        its config, default the exact module paths): one manifest write records them all, so
+        the bank holds a whole fleet shard or none of it. Returns their folders."""
         for name, _, _ in adapters:
             adapter_directory(name)  # an invalid name fails before any work
         base = describe_base(base_model_name_or_path)
@@ -332,9 +334,9 @@ class AdapterBank:
             staged = []
             for k, (name, weights, meta) in enumerate(adapters):
                 meta = dict(meta)
-                vectors = meta.pop("vectors", None)
+                vectors, targets = meta.pop("vectors", None), meta.pop("target_modules", None)
                 folder = staging / str(k)
-                write_peft_adapter(folder / "adapter", weights, base_model_name_or_path)
+                write_peft_adapter(folder / "adapter", weights, base_model_name_or_path, targets)
                 if vectors is not None:
                     write_vectors(folder / "adapter" / VECTORS_FILE, *vectors)
                 staged.append((name, folder, _fields(source=source, extra=meta, **_meta_fields(meta))))
@@ -367,6 +369,27 @@ class AdapterBank:
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
+
+class _Held:
+    """What a commit checks a new adapter against, indexed once per commit (a fleet shard
+    commits many adapters into a bank of thousands): names without a key, kinds used with
+    keys, and whose each folder is."""
+
+    def __init__(self, adapters: dict[str, dict[str, Any]]):
+        self.bare: set[str] = set()
+        self.keyed_kinds: set[str] = set()
+        self.folders: dict[str, str] = {}
+        for name, entry in adapters.items():
+            self.add(name, entry)
+
+    def add(self, name: str, entry: dict[str, Any]) -> None:
+        kind, key = split_name(name)
+        if key:
+            self.keyed_kinds.add(kind)
+        else:
+            self.bare.add(name)
+        self.folders[entry["directory"]] = name
 
 
 def _remove_if_empty(folder: Path, root: Path) -> None:

@@ -41,7 +41,7 @@ from personalab.export.plan import (
 )
 from personalab.routing import Ensemble, PersonaBias, Personalizer, personalizer_from_json, vectors_of
 from personalab.rundir import PERSONALIZER, RunConfig, run_config
-from personalab.train.adapters import HEAD_FILE
+from personalab.train.head import HEAD_FILE
 
 FORMAT = 1
 ROUTING = "routing.json"

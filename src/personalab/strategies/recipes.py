@@ -111,7 +111,8 @@ def train_with_recipes(
     picked = [f"recipe{chosen}/{name}" for name in plain]
     save_members(context, engine, [(name, replace(member, name=trained), results[trained], wanted[name],
                                     {"recipe": vars(recipes[chosen])})
-                                   for (name, member), trained in zip(plain.items(), picked)], on_top_of_unified)
+                                   for (name, member), trained in zip(plain.items(), picked)], on_top_of_unified,
+                 settings)
     engine.unwrap()
     context.records["recipes"] = {
         "chosen": recipes[chosen].describe(),

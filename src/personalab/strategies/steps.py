@@ -24,9 +24,10 @@ from personalab.data.faults import fault_point
 from personalab.engine import Route
 from personalab.errors import PersonalabError
 from personalab.strategies.base import FitContext
-from personalab.train.adapters import HEAD_FILE, add_lora, load_head, save_head
-from personalab.train.fleet import Member, train_fleet
-from personalab.train.loop import seed_everything, train_adapter
+from personalab.engine import MultiLoraModel
+from personalab.train.head import HEAD_FILE, head_parameters, load_head, save_head
+from personalab.train.fleet import ExtraParameters, Member, train_fleet
+from personalab.train.result import seed_everything
 from personalab.train.presets import TrainSettings
 from personalab.train.vectors import train_with_vectors
 
@@ -123,21 +124,23 @@ def train_shared_adapter(
     ``train_head`` the classifier head trains too and is saved in the run (only the run's
     first adapter may: later ones share that head as part of the frozen base)."""
     backend = context.backend
-    seed_everything(context.seed)  # PEFT draws the new LoRA weights from the global generator
-    model = add_lora(backend, settings, adapter_name=name, train_head=train_head)
-    result = train_adapter(
-        backend, model, list(train), list(val), settings,
-        head_parameters=backend.trainable_base_parameters() if train_head else (), seed=context.seed,
-        progress=context.progress, label=name,
-    )
-    if train_head:
-        save_head(backend, model, context.run_dir)
-    context.bank.save(
-        name, model, adapter_name=name, data={"rows": len(train), **(data or {})},
-        scores={"val_loss": result.best_val_loss}, config_hash=context.config_hash, fingerprint=wanted,
-    )
-    context.records.setdefault("training", {})[name] = result.to_dict()
-    model.unload()  # leave the backend's base as it was (plus a head trained here)
+    head = head_parameters(backend) if train_head else []
+    extra = [ExtraParameters(head, settings.head_lr)] if head else []
+    member = Member(name, list(train), list(val), extra=extra)
+    engine = MultiLoraModel(backend.model, backend.target_modules(settings.target_roles))
+    try:
+        for param in head:
+            param.requires_grad_(True)
+        seed_everything(context.seed)  # dropout masks come from the global generator
+        results = train_fleet(backend, engine, [member], settings, context.seed, progress=context.progress,
+                              label=name)
+        if head:
+            save_head(backend, context.run_dir)
+        save_members(context, engine, [(name, member, results[name], wanted, dict(data or {}))], False, settings)
+    finally:
+        for param in head:
+            param.requires_grad_(False)  # from now on the head is part of the frozen base
+        engine.unwrap()  # leave the backend's base as it was (plus a head trained here)
 
 
 def train_shared_adapter_with_vectors(
@@ -212,7 +215,7 @@ def train_sharded(context, members: Sequence[Member], wanted: Mapping[str, str],
         shard_label = label if len(shards) == 1 else f"{label} {number}/{len(shards)}"
         engine, results = train_members(context, todo, settings, on_top_of_unified, shard_label)
         save_members(context, engine, [(m.name, m, results[m.name], wanted[m.name], {}) for m in todo],
-                     on_top_of_unified)
+                     on_top_of_unified, settings)
         engine.unwrap()  # the shard's adapters are freed; the base model is as it was
         fault_point("fleet.shard_saved", run=context.run_dir, shard=number)
 
@@ -241,12 +244,14 @@ def train_members(context, members, settings, on_top_of_unified, label) -> tuple
     return engine, results
 
 
-def save_members(context, engine, saved, on_top_of_unified) -> None:
+def save_members(context, engine, saved, on_top_of_unified, settings: TrainSettings) -> None:
     """Trained members saved to the bank in one commit (all or none), each
-    ``(bank name, member, its training result, fingerprint, extra data)``, with their records."""
+    ``(bank name, member, its training result, fingerprint, extra data)``, with their records;
+    their configs name the target modules as PEFT's would (``settings.target_roles``)."""
+    targets = context.backend.target_modules(settings.target_roles)
     adapters = []
     for name, member, result, wanted, data in saved:
-        adapters.append((name, engine.adapter_weights(member.name), {
+        adapters.append((name, engine.adapter_weights(member.name), {"target_modules": targets,
             "data": {"rows": len(member.train), **data}, "scores": {"val_loss": result.best_val_loss},
             "config_hash": context.config_hash, "fingerprint": wanted,
             "on_top_of": UNIFIED if on_top_of_unified else None}))

@@ -1,1 +1,1 @@
-"""Training: LoRA presets and the loop that trains adapters through a model backend."""
+"""Training: LoRA presets and the one loop (a fleet) that trains adapters through a model backend."""

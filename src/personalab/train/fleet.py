@@ -1,4 +1,5 @@
-"""Fleet training: many LoRA adapters trained together, in shared forward passes.
+"""The training loop: many LoRA adapters trained together, in shared forward passes (a
+single adapter, ``unified`` included, is a fleet of one).
 
 Each adapter ("member") has its own rows, its own seeded stream of mini-batches, its own
 learning-rate schedule, optimizer state and early stopping, exactly as if it were trained
@@ -7,8 +8,8 @@ one fleet); a fleet step simply runs several members' next mini-batches in one f
 multi-LoRA engine, each row through its own adapter (plus optional frozen adapters beneath,
 e.g. ``unified`` for adapters trained on top of it). A step's size is bounded in rows and in
 padded tokens, and the members' batches are grouped by length first: a step holds no more
-than one full batch of a single adapter would, whatever the number of members. The loss is the sum over members of each
-member's mean loss, so every adapter gets the gradient it would get alone; adapters absent
+than one full batch of a single adapter would, whatever the number of members. The loss is the
+sum over members of each member's mean loss, so every adapter gets the gradient it would get alone; adapters absent
 from a step get no gradient at all, and the optimizer leaves them untouched.
 """
 
@@ -29,7 +30,7 @@ from personalab.data.schema import Example
 from personalab.engine import LoraWeights, MultiLoraModel, Route
 from personalab.models.base import Backend
 from personalab.models.batching import length_sorted_chunks, shuffled_length_grouped_batches
-from personalab.train.loop import TrainResult
+from personalab.train.result import TrainResult
 from personalab.train.presets import TrainSettings
 
 
@@ -46,10 +47,30 @@ class Member:
     seed_key: str | None = None
     """The name its seed is drawn from (default: its own): a recipe's copy of ``persona/p``
     draws ``persona/p``'s seed, so two recipes of one persona differ by the recipe alone."""
+    extra: Sequence["ExtraParameters"] = ()
+    """Further parameters that train with this adapter (a classifier's new head, persona
+    vectors): clipped with it, kept at its best epoch with it."""
+    train_vectors: Sequence[str | None] | None = None
+    """Per train row, the engine input vector it adds (by name; None: none), when its rows add
+    vectors (``persona_token``'s learned identity); the caller loads the vectors."""
+    val_vectors: Sequence[str | None] | None = None
 
     @property
     def seed_name(self) -> str:
         return self.seed_key or self.name
+
+    def vector_of(self, split: str, index: int) -> str | None:
+        vectors = self.train_vectors if split == "train" else self.val_vectors
+        return vectors[index] if vectors is not None else None
+
+
+@dataclass
+class ExtraParameters:
+    """Parameters trained with a member at a peak learning rate of their own (on the member's
+    schedule), without weight decay."""
+
+    params: list[torch.nn.Parameter]
+    lr: float
 
 
 def member_seed(seed: int, name: str) -> int:
@@ -111,29 +132,48 @@ class Fleet:
         self.members = {m.name: m for m in members}
         self.lrs = {m.name: settings.lr if m.lr is None else m.lr for m in members}
         self.epochs = {m.name: settings.epochs if m.epochs is None else m.epochs for m in members}
-        self.route_id = {m.name: i for i, m in enumerate(members)}
         targets = backend.target_modules(settings.target_roles)
         for m in members:
             weights = new_lora_weights(engine, targets, settings, member_seed(seed, m.seed_name))
             engine.add_adapter(m.name, weights, trainable=True, dropout=settings.dropout)
-        engine.set_routes([Route({**(under.to_json() if under else {}), m.name: 1.0}) for m in members])
-        self.params = {m.name: engine.adapter_parameters(m.name) for m in members}
-        groups = [{"params": self.params[m.name], "name": m.name, "lr": self.lrs[m.name]} for m in members]
+        self.route_id = self._set_routes(engine, members, under)
+        self.params = {m.name: engine.adapter_parameters(m.name) + [p for e in m.extra for p in e.params]
+                       for m in members}
+        groups = []
+        for m in members:
+            groups.append({"params": engine.adapter_parameters(m.name), "name": m.name, "peak": self.lrs[m.name]})
+            groups += [{"params": e.params, "name": m.name, "peak": e.lr, "weight_decay": 0.0} for e in m.extra]
         self.optimizer = torch.optim.AdamW(groups, lr=settings.lr, weight_decay=settings.weight_decay)
-        self.group = {g["name"]: g for g in self.optimizer.param_groups}
+        self.groups = defaultdict(list)
+        for group in self.optimizer.param_groups:
+            self.groups[group["name"]].append(group)
         self.generators = {m.name: torch.Generator().manual_seed(member_seed(seed, m.seed_name)) for m in members}
         self.lengths = {m.name: backend.train_lengths(m.train) for m in members}
         self.steps_done = defaultdict(int)
         per_epoch = {m.name: math.ceil(len(m.train) / settings.batch_size) for m in members}
         self.total_steps = {name: n * self.epochs[name] for name, n in per_epoch.items()}
 
-    def lr(self, name: str) -> float:
-        """Linear warmup then linear decay over the member's own steps (as ``loop.py``)."""
-        step, total, peak = self.steps_done[name], self.total_steps[name], self.lrs[name]
+    @staticmethod
+    def _set_routes(engine, members, under) -> dict[tuple[str, str | None], int]:
+        """One route per member and input vector its rows add: the member's adapter over
+        ``under``; returns (member, vector) -> route id."""
+        routes, vectors, route_id = [], [], {}
+        for m in members:
+            for vector in dict.fromkeys([None, *(m.train_vectors or ()), *(m.val_vectors or ())]):
+                route_id[(m.name, vector)] = len(routes)
+                routes.append(Route({**(under.to_json() if under else {}), m.name: 1.0}))
+                vectors.append(vector)
+        engine.set_routes(routes, vectors=vectors)
+        return route_id
+
+    def lr_factor(self, name: str) -> float:
+        """Linear warmup then linear decay over the member's own steps, as a fraction of each
+        group's peak (Hugging Face's ``get_linear_schedule_with_warmup``)."""
+        step, total = self.steps_done[name], self.total_steps[name]
         warmup = int(self.settings.warmup_ratio * total)
         if step < warmup:
-            return peak * step / max(1, warmup)
-        return peak * max(0.0, (total - step) / max(1, total - warmup))
+            return step / max(1, warmup)
+        return max(0.0, (total - step) / max(1, total - warmup))
 
     def epoch_steps(self, active: Sequence[str], budget: StepBudget) -> list[list[tuple[str, list[int]]]]:
         """This epoch's fleet steps. Each member's mini-batches come in its own seeded order;
@@ -154,10 +194,15 @@ class Fleet:
         name, batch = part
         return max(self.lengths[name][i] for i in batch)
 
+    def route_ids(self, split: str, rows: Sequence[tuple[str, int]]) -> list[int]:
+        """The route id of each (member, row index) of ``split``."""
+        return [self.route_id[(n, self.members[n].vector_of(split, i))] for n, i in rows]
+
     def step(self, parts: list[tuple[str, list[int]]]) -> dict[str, float]:
         rows = [self.members[n].train[i] for n, batch in parts for i in batch]
         owners = [n for n, batch in parts for _ in batch]
-        sums, counts = self.backend.loss_terms(self.engine, self.backend.collate(rows, route_ids=[self.route_id[n] for n in owners]))
+        route_ids = self.route_ids("train", [(n, i) for n, batch in parts for i in batch])
+        sums, counts = self.backend.loss_terms(self.engine, self.backend.collate(rows, route_ids=route_ids))
         losses = {}
         total = 0.0
         for name, _ in parts:
@@ -169,19 +214,21 @@ class Fleet:
         for name, _ in parts:
             if self.settings.max_grad_norm > 0:
                 torch.nn.utils.clip_grad_norm_(self.params[name], self.settings.max_grad_norm)
-            self.group[name]["lr"] = self.lr(name)
+            for group in self.groups[name]:
+                group["lr"] = group["peak"] * self.lr_factor(name)
             self.steps_done[name] += 1
         self.optimizer.step()
         return {name: loss.item() for name, loss in losses.items()}
 
     @torch.inference_mode()
     def validation_losses(self, names: Sequence[str], batch_size: int = 64) -> dict[str, float]:
-        rows = [(n, row) for n in names for row in self.members[n].val]
+        rows = [(n, i) for n in names for i in range(len(self.members[n].val))]
         sums, counts = defaultdict(float), defaultdict(float)
         self.engine.eval()
-        for chunk in length_sorted_chunks([row for _, row in rows], batch_size):
-            part = [rows[i] for i in chunk]
-            batch = self.backend.collate([r for _, r in part], route_ids=[self.route_id[n] for n, _ in part])
+        for chunk in length_sorted_chunks([self.members[n].val[i] for n, i in rows], batch_size):
+            part = [rows[k] for k in chunk]
+            batch = self.backend.collate([self.members[n].val[i] for n, i in part],
+                                         route_ids=self.route_ids("val", part))
             row_sums, row_counts = self.backend.loss_terms(self.engine, batch)
             for (name, _), s, c in zip(part, row_sums.tolist(), row_counts.tolist()):
                 sums[name] += s

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
+from peft import LoraConfig, get_peft_model
+from transformers import get_linear_schedule_with_warmup
 
 from personalab.data.synth import SynthConfig, synthesize
 from personalab.data.schema import Dataset
@@ -14,7 +17,8 @@ from personalab.engine import MultiLoraModel, Route
 from personalab.models import build_backend
 from personalab.models.base import ModelSpec
 from personalab.models.batching import shuffled_length_grouped_batches
-from personalab.train.fleet import Fleet, Member, StepBudget, member_seed, new_lora_weights, train_fleet
+from personalab.train.fleet import ExtraParameters, Fleet, Member, StepBudget, member_seed, new_lora_weights, train_fleet
+from personalab.train.head import head_parameters
 from personalab.train.presets import resolve_settings
 
 SETTINGS = resolve_settings(epochs=2, lr=5e-3, batch_size=4, dropout=0.0, patience=2)
@@ -149,3 +153,66 @@ def test_who_shares_a_step_changes_nothing(dataset):
         for path in wide:
             torch.testing.assert_close(wide[path].A, narrow[path].A, rtol=1e-4, atol=1e-6)
             torch.testing.assert_close(wide[path].B, narrow[path].B, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("model", ["tiny-classifier", "tiny-causal-lm"])
+def test_a_fleet_of_one_trains_as_the_plain_peft_loop(dataset, model):
+    """The one training loop on a single adapter (how ``unified`` trains, with a classifier's
+    new head) against the loop a user writes with PEFT from the same start: the same batches,
+    AdamW groups, warmup and decay, joint clipping. Same adapter and head, to float error."""
+    train, val = dataset.split("train"), dataset.split("val")
+    settings = resolve_settings(epochs=2, lr=5e-3, head_lr=5e-3, batch_size=8, dropout=0.0, patience=2,
+                                warmup_ratio=0.25, weight_decay=0.01)
+    backend, engine = engine_for(dataset, model)
+    head = trainable_head(backend)
+    start = new_lora_weights(engine, backend.target_modules(settings.target_roles), settings,
+                             member_seed(3, "unified"))
+    extra = [ExtraParameters(head, settings.head_lr)] if head else []
+    result = train_fleet(backend, engine, [Member("unified", train, val, extra=extra)], settings, seed=3,
+                         progress=False)["unified"]
+    assert result.best_epoch == settings.epochs  # so the last epoch is the one kept, as in the loop
+
+    reference, wrapper = engine_for(dataset, model)
+    wrapper.unwrap()  # a plain base model, as the user's loop has it
+    peft_model = plain_peft_loop(reference, start, train, settings, member_seed(3, "unified"))
+    for path, weights in engine.adapter_weights("unified").items():
+        module = peft_model.base_model.model.get_submodule(path)
+        torch.testing.assert_close(weights.A, module.lora_A["unified"].weight, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(weights.B, module.lora_B["unified"].weight, rtol=1e-4, atol=1e-6)
+    for ours, theirs in zip(head, trainable_head(reference, enable=False)):
+        torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-6)
+
+
+def trainable_head(backend, enable=True) -> list[torch.nn.Parameter]:
+    params = head_parameters(backend)
+    for param in params:
+        param.requires_grad_(enable or param.requires_grad)
+    return params
+
+
+def plain_peft_loop(backend, start, rows, settings, seed):
+    model = get_peft_model(backend.model, LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=0.0,
+                                                     target_modules=backend.target_modules(settings.target_roles)),
+                           adapter_name="unified")
+    with torch.no_grad():
+        for path, weights in start.items():
+            model.base_model.model.get_submodule(path).lora_A["unified"].weight.copy_(weights.A)
+    head = trainable_head(backend)
+    lora = [p for n, p in model.named_parameters() if p.requires_grad and "lora_" in n]
+    groups = [{"params": lora, "lr": settings.lr, "weight_decay": settings.weight_decay}]
+    if head:
+        groups.append({"params": head, "lr": settings.head_lr, "weight_decay": 0.0})
+    optimizer = torch.optim.AdamW(groups)
+    total = math.ceil(len(rows) / settings.batch_size) * settings.epochs
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(settings.warmup_ratio * total), total)
+    order = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(settings.epochs):
+        for batch in shuffled_length_grouped_batches(rows, settings.batch_size, order):
+            loss = backend.loss(model, backend.collate([rows[i] for i in batch]))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(lora + head, settings.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+    return model
