@@ -85,6 +85,12 @@ class RunConfig:
         problem with it is raised at once, with ``source``, the key and its line in ``lines``."""
         return cls(**check_run_config(data, source, lines or {}, required=("data",)))
 
+    def recipe(self) -> dict[str, Any]:
+        """``to_dict`` less how the model runs (device, batch sizes per pass, checkpointing:
+        ``ModelSpec.identity``): two configs with the same recipe train the same adapters, so
+        a run or plan step done under one is kept under the other."""
+        return {**self.to_dict(), "model": self.model.identity()}
+
     def held_out(self, dataset: Dataset) -> list[str]:
         return held_out_personas(dataset.personas, self.holdout, self.seed) if self.holdout else []
 
@@ -167,7 +173,7 @@ def train_run(
     context = FitContext(
         dataset, backend, AdapterBank(out / "bank"), config.settings, out, config.seed, progress,
         config_hash=config.config_hash(),
-        base_identity=fingerprint(model=asdict(config.model), data=dataset_fingerprint(dataset), seed=config.seed),
+        base_identity=fingerprint(model=config.model.identity(), data=dataset_fingerprint(dataset), seed=config.seed),
         reuse=[_trained_run(Path(r)) for r in reuse],
     )
     context.records["held_out_personas"] = held_out
@@ -217,7 +223,7 @@ def trained_with(root: Path, config: RunConfig) -> bool:
         return False
     stored = read_config(root)
     # A run from before data fingerprints were recorded cannot show its data is unchanged.
-    if not stored.get("data_fingerprint") or run_config(root) != config:
+    if not stored.get("data_fingerprint") or run_config(root).recipe() != config.recipe():
         return False
     return stored["data_fingerprint"] == dataset_fingerprint(load_dataset(config.data))
 

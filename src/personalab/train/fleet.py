@@ -27,6 +27,7 @@ from personalab.engine import LoraWeights, MultiLoraModel, Route
 from personalab.models.base import Backend
 from personalab.models.batching import length_sorted_chunks, shuffled_length_grouped_batches
 from personalab.train.loop import TrainResult
+from personalab.train.precision import Precision
 from personalab.train.presets import TrainSettings
 
 
@@ -89,6 +90,7 @@ class Fleet:
         groups = [{"params": self.params[m.name], "name": m.name, "lr": self.lrs[m.name]} for m in members]
         self.optimizer = torch.optim.AdamW(groups, lr=settings.lr, weight_decay=settings.weight_decay)
         self.group = {g["name"]: g for g in self.optimizer.param_groups}
+        self.precision = Precision(engine, [p for name in self.params for p in self.params[name]])
         self.generators = {m.name: torch.Generator().manual_seed(member_seed(seed, m.seed_name)) for m in members}
         self.steps_done = defaultdict(int)
         per_epoch = {m.name: math.ceil(len(m.train) / settings.batch_size) for m in members}
@@ -132,13 +134,13 @@ class Fleet:
             losses[name] = sums[mask].sum() / counts[mask].sum()
             total = total + losses[name]
         self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
+        self.precision.backward(total, self.optimizer)
         for name, _ in parts:
             if self.settings.max_grad_norm > 0:
                 torch.nn.utils.clip_grad_norm_(self.params[name], self.settings.max_grad_norm)
             self.group[name]["lr"] = self.lr(name)
             self.steps_done[name] += 1
-        self.optimizer.step()
+        self.precision.step(self.optimizer)
         return {name: loss.item() for name, loss in losses.items()}
 
     @torch.inference_mode()
@@ -171,12 +173,14 @@ def train_fleet(
     settings: TrainSettings,
     seed: int = 0,
     under: Route | None = None,
-    rows_per_step: int = 64,
+    rows_per_step: int | None = None,
     progress: bool = True,
     label: str = "fleet",
 ) -> dict[str, TrainResult]:
-    """Train one new adapter per member; each keeps its best epoch by its own validation loss."""
+    """Train one new adapter per member; each keeps its best epoch by its own validation loss.
+    ``rows_per_step``: rows per forward pass (None: the backend's ``train_batch_size``)."""
     started = time.perf_counter()
+    rows_per_step = rows_per_step or getattr(backend, "train_batch_size", 64)
     fleet = Fleet(backend, engine, members, settings, seed, under)
     names = [m.name for m in members]
     first = fleet.validation_losses(names)

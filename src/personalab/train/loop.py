@@ -24,6 +24,7 @@ from transformers import get_linear_schedule_with_warmup
 from personalab.data.schema import Example
 from personalab.models.base import Backend
 from personalab.models.batching import length_sorted_chunks, shuffled_length_grouped_batches
+from personalab.train.precision import Precision
 from personalab.train.presets import TrainSettings
 
 
@@ -77,6 +78,7 @@ def train_adapter(
     seed_everything(seed)
     train_routes, val_routes = route_ids or (None, None)
     optimizer = _optimizer(model, settings, set(head_parameters), own_lr or {})
+    precision = Precision(model, _trainable(model))
     steps_per_epoch = math.ceil(len(train_rows) / settings.batch_size)
     scheduler = get_linear_schedule_with_warmup(
         optimizer,
@@ -91,7 +93,8 @@ def train_adapter(
     bar.set_postfix_str(f"val={result.val_loss[0]:.4f}", refresh=False)
     best_state = _trainable_state(model)
     for epoch in range(1, settings.epochs + 1):
-        epoch_loss = _train_epoch(backend, model, train_rows, train_routes, settings, optimizer, scheduler, order, bar)
+        epoch_loss = _train_epoch(backend, model, train_rows, train_routes, settings, optimizer, precision,
+                                  scheduler, order, bar)
         result.train_loss.append(epoch_loss)
         bar.set_postfix_str("validating", refresh=True)
         result.val_loss.append(validation_loss(backend, model, val_rows, routes=val_routes))
@@ -107,17 +110,17 @@ def train_adapter(
     return result
 
 
-def _train_epoch(backend, model, rows, routes, settings, optimizer, scheduler, order, bar) -> float:
+def _train_epoch(backend, model, rows, routes, settings, optimizer, precision, scheduler, order, bar) -> float:
     model.train()
     total, count = 0.0, 0
     for indices in shuffled_length_grouped_batches(rows, settings.batch_size, order):
         batch_rows = [rows[i] for i in indices]
         loss = backend.loss(model, _collate(backend, batch_rows, routes, indices))
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        precision.backward(loss, optimizer)
         if settings.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(_trainable(model), settings.max_grad_norm)
-        optimizer.step()
+        precision.step(optimizer)
         scheduler.step()
         total, count = total + loss.item() * len(batch_rows), count + len(batch_rows)
         bar.update(1)
