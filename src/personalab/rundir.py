@@ -121,7 +121,10 @@ def check_run_config(data: Any, source: str, lines: dict[str, int], required: tu
     if "holdout" in given:
         given["holdout"] = reader.number(given, "holdout", "", 0.0, 0.0, 1.0, open_high=True)
     if "model" in given:
-        given["model"] = ModelSpec(**(reader.fields(given["model"], ModelSpec, "model") or {}))
+        try:
+            given["model"] = ModelSpec(**(reader.fields(given["model"], ModelSpec, "model") or {}))
+        except PersonalabError as error:  # a value of the right type out of range
+            reader.problem("model", str(error))
     if "settings" in given:
         # Settings are stored whole, so they are read over the defaults, not over the preset.
         given["settings"] = read_settings(reader, given["settings"], "settings")

@@ -8,6 +8,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from personalab.cli.train import add_execution_arguments, execution_flags
+
 DESCRIPTION = """\
 Run a plan: the playbook's decision tree as one measured, resumable run. The plan file names a
 baseline strategy, candidate strategies in the order to try them (cheapest first), an
@@ -54,6 +56,7 @@ examples:
   personalab plan configs/playbook.yaml --out runs/playbook          # again: resumes, redoes nothing
   personalab plan configs/popquorn.yaml --out runs/popquorn --quiet
   personalab plan configs/playbook.yaml --data runs/demo/data --out runs/demo/plan
+  personalab plan configs/popquorn.yaml --out runs/pq --device cuda --dtype bfloat16 --score-batch-size 512
 """
 
 
@@ -70,6 +73,9 @@ def register(subparsers: Any) -> None:
                         help="run directory: created, or resumed when it holds this plan already")
     parser.add_argument("--data", metavar="DIR", help="dataset folder, instead of the plan's `data`")
     parser.add_argument("--quiet", action="store_true", help="no progress lines (the result is still printed)")
+    add_execution_arguments(parser.add_argument_group(
+        "model execution (override the plan's `model:`; device and batch sizes do not change what was trained, "
+        "so a plan resumes across them)"))
     parser.add_argument("--verbose", action="store_true",
                         help="also show the training and evaluation bars (shown anyway when stderr is a terminal)")
     parser.set_defaults(func=run)
@@ -82,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
     spec = load_plan(args.config)
     if args.data:
         spec = replace(spec, data=args.data)
+    if execution_flags(args):
+        spec = replace(spec, model=replace(spec.model, **execution_flags(args)))
     # A POPQUORN training step takes half an hour: in a terminal, show how far it is.
     bars = args.verbose or (not args.quiet and sys.stderr.isatty())
     result = run_plan(spec, args.out, progress=not args.quiet, verbose=bars)
