@@ -89,8 +89,9 @@ def test_real_size_smoke_run(tmp_path):
     # The Qwen2.5-0.5B architecture cut to one layer (its 151936-token embedding stays): the
     # script runs end to end on a CPU and reports what BENCHMARK.md section 8 asks for.
     out = tmp_path / "real_size.json"
-    result = subprocess.run([sys.executable, "bench/real_size.py", "--layers", "1", "--personas", "2", "--rows", "4",
-                             "--val-rows", "2", "--epochs", "1", "--device", "cpu", "--threads", "1", "--out", str(out)],
+    flags = ["--layers", "1", "--personas", "2", "--rows", "4", "--val-rows", "2", "--epochs", "1", "--device", "cpu",
+             "--threads", "1", "--out", str(out)]
+    result = subprocess.run([sys.executable, "bench/real_size.py", *flags],
                             cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "A/B =" in result.stdout and "B/C =" in result.stdout
