@@ -89,6 +89,14 @@ class RunConfig:
         problem with it is raised at once, with ``source``, the key and its line in ``lines``."""
         return cls(**check_run_config(data, source, lines or {}, required=("data",)))
 
+    def recipe(self) -> dict[str, Any]:
+        """``to_dict`` less how the model runs (device, batch sizes per pass, checkpointing:
+        ``ModelSpec.identity``; the fleet shard): two configs with the same recipe train the
+        same adapters, so a run or plan step done under one is kept under the other."""
+        recipe = {**self.to_dict(), "model": self.model.identity()}
+        del recipe["fleet_shard"]
+        return recipe
+
     def held_out(self, dataset: Dataset) -> list[str]:
         return held_out_personas(dataset.personas, self.holdout, self.seed) if self.holdout else []
 
@@ -121,7 +129,10 @@ def check_run_config(data: Any, source: str, lines: dict[str, int], required: tu
     if "holdout" in given:
         given["holdout"] = reader.number(given, "holdout", "", 0.0, 0.0, 1.0, open_high=True)
     if "model" in given:
-        given["model"] = ModelSpec(**(reader.fields(given["model"], ModelSpec, "model") or {}))
+        try:
+            given["model"] = ModelSpec(**(reader.fields(given["model"], ModelSpec, "model") or {}))
+        except PersonalabError as error:  # a value of the right type out of range
+            reader.problem("model", str(error))
     if "settings" in given:
         # Settings are stored whole, so they are read over the defaults, not over the preset.
         given["settings"] = read_settings(reader, given["settings"], "settings")
@@ -176,7 +187,7 @@ def train_run(
     context = FitContext(
         dataset, backend, AdapterBank(out / "bank"), config.settings, out, config.seed, progress,
         config_hash=config.config_hash(),
-        base_identity=fingerprint(model=asdict(config.model), data=dataset_fingerprint(dataset), seed=config.seed),
+        base_identity=fingerprint(model=config.model.identity(), data=dataset_fingerprint(dataset), seed=config.seed),
         reuse=[_trained_run(Path(r)) for r in reuse], fleet_shard=config.fleet_shard,
     )
     context.records["held_out_personas"] = held_out
@@ -196,7 +207,7 @@ def _killed_run_of(root: Path, config: RunConfig, data_hash: str) -> bool:
     if not (root / CONFIG).exists() or (root / PERSONALIZER).exists():
         return False
     try:
-        return read_config(root).get("data_fingerprint") == data_hash and run_config(root) == config
+        return read_config(root).get("data_fingerprint") == data_hash and run_config(root).recipe() == config.recipe()
     except PersonalabError:
         return False  # a damaged config: start afresh
 
@@ -237,7 +248,7 @@ def trained_with(root: Path, config: RunConfig) -> bool:
         return False
     stored = read_config(root)
     # A run from before data fingerprints were recorded cannot show its data is unchanged.
-    if not stored.get("data_fingerprint") or run_config(root) != config:
+    if not stored.get("data_fingerprint") or run_config(root).recipe() != config.recipe():
         return False
     return stored["data_fingerprint"] == dataset_fingerprint(load_dataset(config.data))
 

@@ -99,3 +99,21 @@ def test_scale_quick(tmp_path):
         assert size["bank_bytes"] > 0
     assert 1.5 < results["sizes"][1]["bank_bytes"] / results["sizes"][0]["bank_bytes"] < 2.5
     assert results["peak_rss_ratio"] > 0 and results["seconds_per_persona_ratio"] > 0
+
+
+@pytest.mark.slow
+def test_real_size_smoke_run(tmp_path):
+    # The Qwen2.5-0.5B architecture cut to one layer (its 151936-token embedding stays): the
+    # script runs end to end on a CPU and reports what BENCHMARK.md section 8 asks for.
+    out = tmp_path / "real_size.json"
+    flags = ["--layers", "1", "--personas", "2", "--rows", "4", "--val-rows", "2", "--epochs", "1", "--device", "cpu",
+             "--threads", "1", "--out", str(out)]
+    result = subprocess.run([sys.executable, "bench/real_size.py", *flags],
+                            cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "A/B =" in result.stdout and "B/C =" in result.stdout
+    results = json.loads(out.read_text(encoding="utf-8"))
+    for key in ("a_over_b", "b_over_c", "personas_per_hour_b", *(f"{m}_{arm}" for arm in "abc" for m in
+                ("seconds", "tokens_per_second", "peak_memory_gib"))):
+        assert math.isfinite(results[key]) and results[key] > 0, key
+    assert results["config"]["architecture"]["hidden_size"] == 896 and results["config"]["dtype"] == "float32"

@@ -70,8 +70,6 @@ def test_reloaded_run_gives_identical_scores(synth_dir, tmp_path, model):
     untrained = backend.scores(backend.model, rows)
     engine = MultiLoraModel(backend.model, backend.target_modules(config.settings.target_roles))
     head = head_parameters(backend)
-    for param in head:
-        param.requires_grad_(True)
     member = Member("unified", dataset.split("train"), dataset.split("val"),
                     extra=[ExtraParameters(head, config.settings.head_lr)] if head else [])
     seed_everything(0)  # dropout masks: an unlucky draw keeps epoch 0, the untrained weights

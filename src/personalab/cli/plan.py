@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from personalab.errors import PersonalabError
+from personalab.cli.train import add_execution_arguments, execution_flags
 
 DESCRIPTION = """\
 Run a plan: the playbook's decision tree as one measured, resumable run. The plan file names a
@@ -56,6 +57,7 @@ examples:
   personalab plan configs/playbook.yaml --out runs/playbook          # again: resumes, redoes nothing
   personalab plan configs/popquorn.yaml --out runs/popquorn --quiet
   personalab plan configs/playbook.yaml --data runs/demo/data --out runs/demo/plan
+  personalab plan configs/popquorn.yaml --out runs/pq --device cuda --dtype bfloat16 --score-batch-size 512
 """
 
 
@@ -74,6 +76,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--fleet-shard", type=int, metavar="N",
                         help="train at most N adapters of a fleet at once, instead of the plan's `fleet_shard` (default 64)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines (the result is still printed)")
+    add_execution_arguments(parser.add_argument_group(
+        "model execution (override the plan's `model:`; device and batch sizes do not change what was trained, "
+        "so a plan resumes across them)"))
     parser.add_argument("--verbose", action="store_true",
                         help="also show the training and evaluation bars (shown anyway when stderr is a terminal)")
     parser.set_defaults(func=run)
@@ -90,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
         if args.fleet_shard < 1:
             raise PersonalabError(f"--fleet-shard must be at least 1, got {args.fleet_shard}")
         spec = replace(spec, fleet_shard=args.fleet_shard)
+    if execution_flags(args):
+        spec = replace(spec, model=replace(spec.model, **execution_flags(args)))
     # A POPQUORN training step takes half an hour: in a terminal, show how far it is.
     bars = args.verbose or (not args.quiet and sys.stderr.isatty())
     result = run_plan(spec, args.out, progress=not args.quiet, verbose=bars)

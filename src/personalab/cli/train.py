@@ -10,6 +10,10 @@ import yaml
 
 from personalab.errors import PersonalabError
 
+# ModelSpec accepts the same (models.base.DTYPES, which a test compares); importing it would load
+# torch for every `--help`.
+DTYPES = ("float32", "bfloat16", "float16")
+
 EPILOG = """\
 examples:
   personalab train --data data/synth --strategy unified --out runs/unified
@@ -90,6 +94,35 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-length", type=int, help="maximum tokens per input (default 128)")
     group.add_argument("--allow-pickle", action="store_true", help="allow .bin/.pt weights (unsafe: pickle can run code)")
     group.add_argument("--trust-remote-code", action="store_true", help="allow model code shipped with the model (unsafe)")
+    add_execution_arguments(group)
+
+
+def add_execution_arguments(group: Any) -> None:
+    """Where and how the base model runs (``ModelSpec``'s execution fields and its dtype)."""
+    group.add_argument("--device", help="auto (default: cuda when available, else cpu), cpu, cuda or cuda:N")
+    group.add_argument("--dtype", choices=DTYPES,
+                       help="the base model's weights (default float32; bfloat16 on a recent GPU); adapters, "
+                            "their gradients, the optimizer and a classifier's head stay float32; float16 "
+                            "scales the loss. Changes results, so adapters trained in another dtype are not reused")
+    group.add_argument("--gradient-checkpointing", action="store_true",
+                       help="recompute activations in backward instead of keeping them: less memory, "
+                            "about a third slower (fleet training included)")
+    group.add_argument("--train-batch-size", type=int, metavar="ROWS",
+                       help="rows per forward/backward pass of fleet training, several personas' mini-batches "
+                            "packed together (default 64; lower it when memory runs out). Not --batch-size, "
+                            "which is each adapter's own mini-batch and changes the training")
+    group.add_argument("--score-batch-size", type=int, metavar="N",
+                       help="rows (a classifier) or sequences (a causal LM) per forward pass when scoring "
+                            "(default 64 on cpu, 256 on cuda)")
+
+
+def execution_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The execution flags given on the command line, as ``ModelSpec`` fields."""
+    flags = {"device": args.device, "dtype": args.dtype, "train_batch_size": args.train_batch_size,
+             "score_batch_size": args.score_batch_size}
+    if args.gradient_checkpointing:
+        flags["gradient_checkpointing"] = True
+    return {k: v for k, v in flags.items() if v is not None}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -160,7 +193,7 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
 
 
 def _model_flags(args: argparse.Namespace) -> dict[str, Any]:
-    flags = {"name": args.model, "max_length": args.max_length}
+    flags = {"name": args.model, "max_length": args.max_length, **execution_flags(args)}
     if args.no_profile:
         flags["with_profile"] = False
     if args.allow_pickle:

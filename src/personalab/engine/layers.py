@@ -16,7 +16,8 @@ Adapters are addressed by a global index the owning model assigns (``set_adapter
 the per-row routes of the current batch come in as a ``RowRoutes`` (``set_rows``, see
 ``engine.rows``). Frozen
 stacks keep the base layer's dtype; trainable weights are kept in float32 when the base is
-16-bit (as PEFT does) and cast to the input's dtype for the forward pass.
+16-bit (as PEFT does), and their low-rank path is computed in float32 too (as PEFT's is);
+the sum is cast back to the base layer's output dtype.
 """
 
 from __future__ import annotations
@@ -187,6 +188,9 @@ class MultiLoraLinear(nn.Module):
                 position, scale = rows.position[:, j], self.trainable_scale
                 coef = rows.weight[:, j].to(scale.dtype) * scale[rows.index[:, j]]
                 parts.append((a_stack[:, :rank][position], bt_stack[:, :rank][position], coef))
+        # In the weights' float32 when the base is 16-bit, as PEFT computes its LoRA path:
+        # the adapter's gradients are then float32 products, not rounded 16-bit ones.
+        x3 = x3.to(a_stack.dtype)
         if self.training and self._uses_dropout(rows.present):
             x3 = self._dropout(x3, rows)
         return _low_rank(x3, parts)

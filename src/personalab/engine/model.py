@@ -10,8 +10,9 @@ extra argument, ``route_ids`` (for each batch row, an index into the route table
     logits = engine(input_ids=ids, attention_mask=mask, route_ids=torch.tensor([0, 1])).logits
 
 Routes are set on the layers for the duration of one call and cleared afterwards, so the
-base model called directly always behaves as the plain base model. (One consequence: the
-base model's gradient checkpointing, which reruns layers during backward, is not supported.)
+base model called directly always behaves as the plain base model. A base model that
+checkpoints its layers (rerunning them during backward, after the call) gets the routes back
+for each rerun: see ``engine.checkpointing``.
 
 A route may also add one vector of a table of named input vectors to every input embedding of
 its rows (``set_input_vectors``, then ``set_routes(routes, vectors=[name or None per route])``;
@@ -20,11 +21,13 @@ see ``engine.input_vectors``): learned persona vectors, trained or frozen like a
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Mapping, Sequence
 
 import torch
 from torch import nn
 
+from personalab.engine.checkpointing import enable_checkpointing, is_checkpointing, rows_restored
 from personalab.engine.input_vectors import InputVectors, input_embedding_module
 from personalab.engine.layers import MultiLoraLinear
 from personalab.engine.rows import row_routes
@@ -53,6 +56,10 @@ class MultiLoraModel(nn.Module):
         self._route_vectors: list[str | None] = []  # per route: the input vector it adds, if any
         self._vector_slots: torch.Tensor | None = None  # host [R] long, from the two above
         self._vector_hook: Any = None
+        self._rows_now: Any = None  # the RowRoutes of the call in progress, for checkpointing
+        self._checkpoint_routed = False  # whether the base's checkpointing reruns with routes
+        if is_checkpointing(base_model):
+            self.enable_gradient_checkpointing()
         # nn.Module starts in training mode; a base loaded for scoring is in eval mode, and
         # the first train()/eval() round trip (as in backend.scores) must not turn dropout on.
         self.train(base_model.training)
@@ -173,6 +180,20 @@ class MultiLoraModel(nn.Module):
         finally:
             self._set_rows(None)
 
+    # --- gradient checkpointing ---------------------------------------------------------------
+
+    def enable_gradient_checkpointing(self) -> None:
+        """Checkpoint the base model's layers in training mode, each rerun in backward with the
+        routes of the forward call it belongs to. Done at wrapping when the base already
+        checkpoints; call it after turning checkpointing on for a base already wrapped."""
+        enable_checkpointing(self.model, context_fn=self._checkpoint_contexts)
+        self._checkpoint_routed = True
+
+    def _checkpoint_contexts(self) -> tuple[Any, Any]:
+        # Called by torch.utils.checkpoint as a layer is checkpointed: the recomputation runs
+        # with the routes set now, restored on every layer (the rerun layer uses its own).
+        return contextlib.nullcontext(), rows_restored(list(self.layers.values()), self._rows_now)
+
     # --- what the backends expect of a model ------------------------------------------------
 
     def unwrap(self) -> nn.Module:
@@ -183,6 +204,8 @@ class MultiLoraModel(nn.Module):
             parent = self.model.get_submodule(parent_name) if parent_name else self.model
             setattr(parent, child, layer.base_layer)
         self.layers = {}
+        if self._checkpoint_routed and is_checkpointing(self.model):
+            enable_checkpointing(self.model)  # plain again: no context pointing at this engine
         if self._vector_hook is not None:
             self._vector_hook.remove()
             self._vector_hook, self.input_vectors = None, None
@@ -220,15 +243,18 @@ class MultiLoraModel(nn.Module):
             vector_slots = self._route_vector_slots()[ids]
         if self.input_vectors is not None:
             self.input_vectors.set_rows(vector_slots)
+        self._rows_now = rows
         for layer in self.layers.values():
             layer.set_rows(rows)
 
     def _check_routable(self) -> None:
         if not self._routes:
             raise ValueError("route_ids given but no routes are set; call set_routes first")
-        if self.training and getattr(self.model, "is_gradient_checkpointing", False):
-            # Checkpointed layers rerun during backward, after the routes are cleared.
-            raise ValueError("routed training does not support gradient checkpointing")
+        if self.training and not self._checkpoint_routed and is_checkpointing(self.model):
+            # Checkpointed layers rerun during backward, after the routes are cleared: only
+            # the engine's own checkpointing context gives the rerun its routes back.
+            raise ValueError("the base model was set to gradient checkpointing after the engine wrapped it; "
+                             "call engine.enable_gradient_checkpointing() instead")
 
     def _route_table(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Host tensors ``[R, m]``: adapter indices (``len(adapters)`` pads) and weights."""

@@ -8,14 +8,21 @@ multi-LoRA engine), while the tokenizer and prompt format do not.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol, Sequence
 
 import torch
 
 from personalab.data.schema import Example
+from personalab.errors import PersonalabError
 
 BackendKind = Literal["classifier", "causal_lm"]
+Dtype = Literal["float32", "bfloat16", "float16"]
+DTYPES = ("float32", "bfloat16", "float16")
+# How a model runs, not what it computes (up to rounding and the draw of dropout masks): left
+# out of adapter fingerprints, so that an adapter trained on a GPU with large batches is reused
+# on a laptop, and the same command resumes after only these changed.
+EXECUTION_FIELDS = ("device", "gradient_checkpointing", "train_batch_size", "score_batch_size")
 
 # Abstract projection roles used by LoRA presets, mapped by each backend to module names.
 ROLES = ("query", "key", "value", "output", "mlp_in", "mlp_out")
@@ -36,9 +43,38 @@ class ModelSpec:
     max_length: int = 128  # tokens per input (prompt) before truncation
     allow_pickle: bool = False  # permit .bin/.pt weights (unsafe: pickle can run code)
     trust_remote_code: bool = False  # permit model code from the model folder (unsafe)
-    dtype: str = "float32"
+    dtype: Dtype = "float32"
+    """The base model's weights: float32, bfloat16 or float16. What trains (LoRA weights, a
+    classifier's head, learned vectors) and its optimizer state stay float32 whatever this is."""
     device: str = "auto"  # "auto": cuda when available, else cpu
+    gradient_checkpointing: bool = False
+    """Recompute each layer's activations during backward instead of keeping them: less memory
+    for a slower training step (works with routed fleet training)."""
+    train_batch_size: int | None = None
+    """Rows per forward/backward pass in fleet training (several personas' mini-batches packed
+    into one pass); None: the device's default. Each adapter's own mini-batch is the training
+    setting ``batch_size``."""
+    score_batch_size: int | None = None
+    """Rows (a classifier) or sequences (a causal LM) per forward pass when scoring; None: the
+    device's default."""
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise PersonalabError(f"unknown dtype {self.dtype!r}; use {', '.join(DTYPES)}")
+        for name in ("train_batch_size", "score_batch_size"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise PersonalabError(f"{name} must be a whole number of at least 1, got {value!r}")
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that decide what a model computes, for adapter fingerprints: everything
+        but how it runs (``EXECUTION_FIELDS``). ``dtype`` stays: a 16-bit base is another
+        function. ``device`` is kept at its default so that fingerprints of runs made before
+        the execution fields existed stay valid (they all hashed ``device: auto``)."""
+        identity = {k: v for k, v in asdict(self).items() if k not in EXECUTION_FIELDS}
+        identity["device"] = "auto"
+        return identity
 
 
 class Backend(Protocol):
@@ -56,6 +92,7 @@ class Backend(Protocol):
     tokenizer: Any  # the model's Hugging Face tokenizer (persona_token draws identifiers from it)
     device: torch.device
     batch_size: int  # rows (classifier) or sequences (causal LM) per forward pass in scores
+    train_batch_size: int  # rows per forward/backward pass in fleet training
 
     def target_modules(self, roles: Sequence[str]) -> list[str]:
         """Module names LoRA should adapt for the given projection roles, as PEFT

@@ -28,7 +28,7 @@ from personalab.data.schema import Example
 from personalab.engine.ensemble import Space
 from personalab.models.base import ModelSpec, route_id_tensor
 from personalab.models.decoding import GenerationSettings, decode
-from personalab.models.loading import ResolvedModel, load_pretrained, load_tokenizer, resolve_model
+from personalab.models.loading import ResolvedModel, batch_sizes, load_pretrained, load_tokenizer, resolve_model
 from personalab.models.packed_choices import PACKABLE, packed_choice_logprobs
 from personalab.models.rows import allowed_choices, chunks, eval_mode, model_device, pad_sequences, profile_of
 from personalab.models.targets import target_modules_for
@@ -49,7 +49,7 @@ class CausalLMBackend:
         choices: Sequence[str],
         profiles: Mapping[str, str],
         batch_size: int = 16,  # sequences per forward pass: rows x allowed choices
-        score_batch_size: int = 64,  # the same when scoring: no gradients kept, so larger
+        score_batch_size: int | None = None,  # sequences per scoring pass; None: spec.score_batch_size or the device's
         generate_batch_size: int = 64,  # rows per batch when generating (times an ensemble's members)
         resolved: ResolvedModel | None = None,
     ):
@@ -57,12 +57,14 @@ class CausalLMBackend:
         self.choices = tuple(choices)
         self.profiles = dict(profiles)
         self.batch_size = batch_size
-        self.score_batch_size = score_batch_size
         self.generate_batch_size = generate_batch_size
         self.resolved = resolved or resolve_model(spec)
         self.tokenizer = load_tokenizer(self.resolved, spec)
         self.model = load_pretrained(transformers.AutoModelForCausalLM, self.resolved, spec)
         self.device = model_device(self.model)
+        sizes = batch_sizes(spec, self.device)
+        self.score_batch_size = score_batch_size or sizes.score
+        self.train_batch_size = sizes.train
         self.uses_chat_template = bool(getattr(self.tokenizer, "chat_template", None))
         parameters = inspect.signature(self.model.forward).parameters
         self._keeps_logits = "logits_to_keep" in parameters

@@ -22,7 +22,7 @@ from personalab.data.atomic import atomic_write_safetensors
 from personalab.data.schema import Example
 from personalab.errors import PersonalabError
 from personalab.models.base import ModelSpec, route_id_tensor
-from personalab.models.loading import ResolvedModel, load_pretrained, load_tokenizer, resolve_model
+from personalab.models.loading import ResolvedModel, batch_sizes, load_pretrained, load_tokenizer, resolve_model
 from personalab.models.rows import (
     allowed_choice_mask,
     eval_mode,
@@ -46,7 +46,7 @@ class ClassifierBackend:
         choices: Sequence[str],
         profiles: Mapping[str, str],
         seed: int = 0,
-        batch_size: int = 64,
+        batch_size: int | None = None,  # rows per scoring pass; None: spec.score_batch_size or the device's
         resolved: ResolvedModel | None = None,
     ):
         if not choices:
@@ -54,11 +54,13 @@ class ClassifierBackend:
         self.spec = spec
         self.choices = tuple(choices)
         self.profiles = dict(profiles)
-        self.batch_size = batch_size
         self.resolved = resolved or resolve_model(spec)
         self.tokenizer = load_tokenizer(self.resolved, spec)
         self.model = _load_with_seeded_head(self.resolved, spec, self.choices, self.tokenizer, seed)
         self.device = model_device(self.model)
+        sizes = batch_sizes(spec, self.device)
+        self.batch_size = batch_size or sizes.score
+        self.train_batch_size = sizes.train
 
     def target_modules(self, roles: Sequence[str]) -> list[str]:
         return target_modules_for(self.model, roles)
@@ -172,13 +174,36 @@ def _load_with_seeded_head(
     # caller's random stream.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return load_pretrained(
+        model = load_pretrained(
             transformers.AutoModelForSequenceClassification,
             resolved,
             spec,
             new_weights=head_parameter_names,
             **overrides,
         )
+    return head_in_float32(model)
+
+
+def head_in_float32(model: torch.nn.Module) -> torch.nn.Module:
+    """A 16-bit model's head made float32, its inputs cast up to it: the head trains with the
+    first adapter, and 16-bit weights would round away its small updates (and optimizer
+    state kept in 16 bits). It is a few thousand parameters, so the cost is nil."""
+    if not any(p.dtype in (torch.float16, torch.bfloat16) for p in model.parameters()):
+        return model
+    for name in _head_module_names(model):
+        module = model.get_submodule(name)
+        module.float()
+        module.register_forward_pre_hook(_inputs_to_float32)
+    return model
+
+
+def _head_module_names(model: torch.nn.Module) -> list[str]:
+    """The top-level modules the head parameters live in (``classifier``, ``score``, ...)."""
+    return sorted({name.split(".")[0] for name in head_parameter_names(model)})
+
+
+def _inputs_to_float32(module: torch.nn.Module, args: tuple) -> tuple:
+    return tuple(a.float() if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
 
 
 def head_parameter_names(model: torch.nn.Module) -> list[str]:

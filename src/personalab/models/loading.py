@@ -21,7 +21,8 @@ import transformers
 from packaging.version import Version
 
 from personalab.errors import PersonalabError
-from personalab.models.base import BackendKind, ModelSpec
+from personalab.engine.checkpointing import enable_checkpointing
+from personalab.models.base import DTYPES, BackendKind, ModelSpec
 
 MINILM_NAME = "minilm"
 TINY_NAMES = ("tiny-classifier", "tiny-causal-lm")
@@ -144,18 +145,40 @@ def resolve_device(spec: ModelSpec) -> torch.device:
     if spec.device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(spec.device)
+        device = torch.device(spec.device)
     except RuntimeError:
         raise PersonalabError(
             f"unknown device {spec.device!r}; use auto, cpu, cuda or cuda:N"
         ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise PersonalabError(f"device {spec.device!r}: no CUDA device is available here; use cpu or auto")
+    return device
 
 
 def resolve_dtype(spec: ModelSpec) -> torch.dtype:
-    dtype = getattr(torch, spec.dtype, None)
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+    dtype = getattr(torch, spec.dtype, None) if spec.dtype in DTYPES else None
+    if not isinstance(dtype, torch.dtype):
         raise PersonalabError(f"unknown dtype {spec.dtype!r}; use float32, bfloat16 or float16")
     return dtype
+
+
+@dataclass(frozen=True)
+class BatchSizes:
+    train: int  # rows per forward/backward pass of fleet training
+    score: int  # rows or sequences per forward pass when scoring
+
+
+# Per device type. Training keeps every layer's activations for backward, which grows with
+# rows x tokens x layers: 64 rows already fill a GPU for a small model and a larger default
+# risks running out of memory on a small card (raise it, or turn on gradient checkpointing).
+# Scoring keeps no activations, so a GPU takes four times as many.
+DEFAULT_BATCH_SIZES = {"cpu": BatchSizes(train=64, score=64), "cuda": BatchSizes(train=64, score=256)}
+
+
+def batch_sizes(spec: ModelSpec, device: torch.device) -> BatchSizes:
+    """The spec's batch sizes, each one it leaves at None taken from the device's default."""
+    default = DEFAULT_BATCH_SIZES.get(device.type, DEFAULT_BATCH_SIZES["cpu"])
+    return BatchSizes(train=spec.train_batch_size or default.train, score=spec.score_batch_size or default.score)
 
 
 def load_pretrained(
@@ -166,7 +189,8 @@ def load_pretrained(
     **config_overrides: Any,
 ) -> torch.nn.Module:
     """``auto_class.from_pretrained`` with the safety rules applied, in eval mode on the spec's
-    device. ``config_overrides`` are set on a copy of the config (e.g. ``num_labels``);
+    device, in the spec's dtype, with gradient checkpointing when the spec asks (it acts only in
+    training mode). ``config_overrides`` are set on a copy of the config (e.g. ``num_labels``);
     ``new_weights(model)`` names the parameters the checkpoint may lack (a new head): any other
     missing weight means the checkpoint does not fit its config, and is refused."""
     config = copy.deepcopy(resolved.config)
@@ -189,7 +213,16 @@ def load_pretrained(
         raise PersonalabError(
             f"the weights in {resolved.path} do not fit its config.json: missing {sorted(missing)}"
         )
+    if spec.gradient_checkpointing:
+        _enable_checkpointing(model)
     return model.to(resolve_device(spec)).eval()
+
+
+def _enable_checkpointing(model: torch.nn.Module) -> None:
+    try:
+        enable_checkpointing(model)
+    except ValueError as error:  # the architecture has no checkpointable layers
+        raise PersonalabError(f"--gradient-checkpointing: {type(model).__name__} cannot use it ({error})") from None
 
 
 def _tied_parameter_names(model: torch.nn.Module) -> set[str]:

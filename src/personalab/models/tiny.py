@@ -91,7 +91,7 @@ def build_tiny_causal_lm(out_dir: str | Path, seed: int = 0, chat_template: bool
     tokenizer; with ``chat_template`` the tokenizer carries a ChatML template and ends turns
     with ``<|im_end|>`` like Qwen instruct models."""
     out_dir = Path(out_dir)
-    tokenizer = _train_byte_level_tokenizer(chat_template)
+    tokenizer = train_byte_level_tokenizer(chat_template)
     tokenizer.save_pretrained(str(out_dir))
     config = transformers.Qwen2Config(
         vocab_size=len(tokenizer),
@@ -151,7 +151,10 @@ def wordpiece_vocab() -> list[str]:
     )
 
 
-def _train_byte_level_tokenizer(chat_template: bool):
+def train_byte_level_tokenizer(chat_template: bool = True):
+    """A byte-level BPE tokenizer (800 tokens) trained on the built-in corpus, Qwen-like: ChatML
+    special tokens, and with ``chat_template`` a ChatML template and ``<|im_end|>`` as eos. Any
+    text tokenizes (bytes are the fallback); ``bench/real_size.py`` pairs it with a larger model."""
     special_tokens = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     trainer = ByteLevelBPETokenizer()
     trainer.train_from_iterator(

@@ -166,7 +166,11 @@ class _PlanReader(Reader):
         )
 
     def model(self, item: Any) -> ModelSpec:
-        return ModelSpec(**(self.fields(item, ModelSpec, "model") or {}))
+        try:
+            return ModelSpec(**(self.fields(item, ModelSpec, "model") or {}))
+        except PersonalabError as error:  # a value of the right type out of range, e.g. a batch size of 0
+            self.problem("model", str(error))
+            return ModelSpec()
 
     # ----- cross checks -------------------------------------------------------------------------
 

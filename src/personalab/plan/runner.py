@@ -202,7 +202,7 @@ class _Runner:
         entry, config = self.record.entry(candidate.name), self.spec.run_config(candidate, seed)
         run_dir, reuse = self.out / "runs" / name, list(self.trained)
         train = self._run(_Step(
-            "train", name, {"config": config.to_dict(), "data": self.data_hash}, run_dir,
+            "train", name, {"config": config.recipe(), "data": self.data_hash}, run_dir,
             run_dir / "personalizer.json", lambda: self.steps.train(config, run_dir, reuse, self.verbose),
             skip=("eval",), resumable=True))
         self.trained.append(run_dir)

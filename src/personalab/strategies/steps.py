@@ -129,8 +129,6 @@ def train_shared_adapter(
     member = Member(name, list(train), list(val), extra=extra)
     engine = MultiLoraModel(backend.model, backend.target_modules(settings.target_roles))
     try:
-        for param in head:
-            param.requires_grad_(True)
         seed_everything(context.seed)  # dropout masks come from the global generator
         results = train_fleet(backend, engine, [member], settings, context.seed, progress=context.progress,
                               label=name)
@@ -138,8 +136,6 @@ def train_shared_adapter(
             save_head(backend, context.run_dir)
         save_members(context, engine, [(name, member, results[name], wanted, dict(data or {}))], False, settings)
     finally:
-        for param in head:
-            param.requires_grad_(False)  # from now on the head is part of the frozen base
         engine.unwrap()  # leave the backend's base as it was (plus a head trained here)
 
 

@@ -31,6 +31,7 @@ from personalab.engine import LoraWeights, MultiLoraModel, Route
 from personalab.models.base import Backend
 from personalab.models.batching import length_sorted_chunks, shuffled_length_grouped_batches
 from personalab.train.result import TrainResult
+from personalab.train.precision import Precision
 from personalab.train.presets import TrainSettings
 
 
@@ -49,7 +50,7 @@ class Member:
     draws ``persona/p``'s seed, so two recipes of one persona differ by the recipe alone."""
     extra: Sequence["ExtraParameters"] = ()
     """Further parameters that train with this adapter (a classifier's new head, persona
-    vectors): clipped with it, kept at its best epoch with it."""
+    vectors): clipped with it, kept at its best epoch with it, frozen again afterwards."""
     train_vectors: Sequence[str | None] | None = None
     """Per train row, the engine input vector it adds (by name; None: none), when its rows add
     vectors (``persona_token``'s learned identity); the caller loads the vectors."""
@@ -101,10 +102,16 @@ class StepBudget:
     (rows times the longest row's tokens). The token bound is what keeps memory flat: a step's
     activations grow with its padded tokens, and one long row pads every other row to its
     length (64 mixed POPQUORN rows padded to 128 tokens held about 2 GiB of MiniLM
-    activations). The default, 2048, is one full batch of 16 rows at 128 tokens."""
+    activations). ``for_rows`` gives 32 tokens a row: 64 rows, 2048 tokens (one full batch of
+    16 rows at 128 tokens)."""
 
     rows: int = 64
     tokens: int = 2048
+
+    @classmethod
+    def for_rows(cls, rows: int) -> "StepBudget":
+        """The budget of a step of ``rows`` rows (the backend's ``train_batch_size``)."""
+        return cls(rows=rows, tokens=32 * rows)
 
     def __post_init__(self) -> None:
         if self.rows < 1 or self.tokens < 1:
@@ -136,6 +143,9 @@ class Fleet:
         for m in members:
             weights = new_lora_weights(engine, targets, settings, member_seed(seed, m.seed_name))
             engine.add_adapter(m.name, weights, trainable=True, dropout=settings.dropout)
+            for extra in m.extra:
+                for param in extra.params:
+                    param.requires_grad_(True)
         self.route_id = self._set_routes(engine, members, under)
         self.params = {m.name: engine.adapter_parameters(m.name) + [p for e in m.extra for p in e.params]
                        for m in members}
@@ -147,6 +157,7 @@ class Fleet:
         self.groups = defaultdict(list)
         for group in self.optimizer.param_groups:
             self.groups[group["name"]].append(group)
+        self.precision = Precision(engine, [p for name in self.params for p in self.params[name]])
         self.generators = {m.name: torch.Generator().manual_seed(member_seed(seed, m.seed_name)) for m in members}
         self.lengths = {m.name: backend.train_lengths(m.train) for m in members}
         self.steps_done = defaultdict(int)
@@ -210,14 +221,14 @@ class Fleet:
             losses[name] = sums[mask].sum() / counts[mask].sum()
             total = total + losses[name]
         self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
+        self.precision.backward(total, self.optimizer)
         for name, _ in parts:
             if self.settings.max_grad_norm > 0:
                 torch.nn.utils.clip_grad_norm_(self.params[name], self.settings.max_grad_norm)
             for group in self.groups[name]:
                 group["lr"] = group["peak"] * self.lr_factor(name)
             self.steps_done[name] += 1
-        self.optimizer.step()
+        self.precision.step(self.optimizer)
         return {name: loss.item() for name, loss in losses.items()}
 
     @torch.inference_mode()
@@ -251,12 +262,15 @@ def train_fleet(
     settings: TrainSettings,
     seed: int = 0,
     under: Route | None = None,
-    budget: StepBudget = StepBudget(),
+    budget: StepBudget | None = None,
     progress: bool = True,
     label: str = "fleet",
 ) -> dict[str, TrainResult]:
-    """Train one new adapter per member; each keeps its best epoch by its own validation loss."""
+    """Train one new adapter per member; each keeps its best epoch by its own validation loss.
+    ``budget``: how much one forward pass holds (None: ``StepBudget.for_rows`` of the backend's
+    ``train_batch_size``)."""
     started = time.perf_counter()
+    budget = budget or StepBudget.for_rows(backend.train_batch_size)
     fleet = Fleet(backend, engine, members, settings, seed, under)
     names = [m.name for m in members]
     first = fleet.validation_losses(names)
@@ -281,6 +295,9 @@ def train_fleet(
     bar.close()
     for name in names:
         fleet.restore(name, best[name])
+        for extra in fleet.members[name].extra:
+            for param in extra.params:
+                param.requires_grad_(False)  # part of the frozen model from now on
         results[name].seconds = time.perf_counter() - started
         results[name].steps = fleet.steps_done[name]
     return results

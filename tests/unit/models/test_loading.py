@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from personalab.data.schema import Example
 from personalab.errors import PersonalabError
 from personalab.models import ClassifierBackend, ModelSpec
 from personalab.models import loading
@@ -130,10 +131,41 @@ def test_device_and_dtype(monkeypatch):
         loading.resolve_device(ModelSpec(device="gpu please"))
 
 
-def test_model_is_loaded_in_the_requested_dtype(tiny_classifier_path):
+def test_model_is_loaded_in_the_requested_dtype_with_a_float32_head(tiny_classifier_path):
     spec = ModelSpec(name=str(tiny_classifier_path), dtype="bfloat16")
-    backend = ClassifierBackend(spec, ["a", "b"], {})
-    assert {p.dtype for p in backend.model.parameters()} == {torch.bfloat16}
+    backend = ClassifierBackend(spec, ["a", "b"], {"p": "a reader"})
+    head = set(backend.trainable_base_parameters())
+    dtypes = {name: p.dtype for name, p in backend.model.named_parameters()}
+    assert {dtypes[n] for n in dtypes if n not in head} == {torch.bfloat16}
+    assert {dtypes[n] for n in head} == {torch.float32}  # the head trains with the first adapter
+    logits = backend.scores(backend.model, [Example("p", "hello there", "a", "train")])
+    assert torch.isfinite(logits).all()  # bfloat16 encoder output goes into the float32 head
+
+
+def test_bad_execution_settings_are_refused_clearly(monkeypatch):
+    with pytest.raises(PersonalabError, match="dtype 'float64'"):
+        ModelSpec(dtype="float64")
+    for key in ("train_batch_size", "score_batch_size"):
+        with pytest.raises(PersonalabError, match=key):
+            ModelSpec(**{key: 0})
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(PersonalabError, match="no CUDA device"):
+        loading.resolve_device(ModelSpec(device="cuda"))
+
+
+def test_batch_sizes_default_per_device_unless_given():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert loading.batch_sizes(ModelSpec(), cpu) == loading.DEFAULT_BATCH_SIZES["cpu"]
+    assert loading.batch_sizes(ModelSpec(), cuda).score > loading.batch_sizes(ModelSpec(), cpu).score
+    given = loading.batch_sizes(ModelSpec(train_batch_size=8, score_batch_size=32), cuda)
+    assert (given.train, given.score) == (8, 32)
+
+
+def test_execution_settings_stay_out_of_the_model_identity():
+    base = ModelSpec(name="m").identity()
+    assert ModelSpec(name="m", device="cuda", gradient_checkpointing=True, train_batch_size=8,
+                     score_batch_size=8).identity() == base
+    assert ModelSpec(name="m", dtype="bfloat16").identity() != base  # a 16-bit base computes otherwise
 
 
 def test_tokenizer_without_pad_token_pads_with_eos(tiny_causal_lm_path):

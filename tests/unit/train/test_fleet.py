@@ -164,7 +164,7 @@ def test_a_fleet_of_one_trains_as_the_plain_peft_loop(dataset, model):
     settings = resolve_settings(epochs=2, lr=5e-3, head_lr=5e-3, batch_size=8, dropout=0.0, patience=2,
                                 warmup_ratio=0.25, weight_decay=0.01)
     backend, engine = engine_for(dataset, model)
-    head = trainable_head(backend)
+    head = head_parameters(backend)
     start = new_lora_weights(engine, backend.target_modules(settings.target_roles), settings,
                              member_seed(3, "unified"))
     extra = [ExtraParameters(head, settings.head_lr)] if head else []
@@ -179,15 +179,8 @@ def test_a_fleet_of_one_trains_as_the_plain_peft_loop(dataset, model):
         module = peft_model.base_model.model.get_submodule(path)
         torch.testing.assert_close(weights.A, module.lora_A["unified"].weight, rtol=1e-4, atol=1e-6)
         torch.testing.assert_close(weights.B, module.lora_B["unified"].weight, rtol=1e-4, atol=1e-6)
-    for ours, theirs in zip(head, trainable_head(reference, enable=False)):
+    for ours, theirs in zip(head, head_parameters(reference)):
         torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-6)
-
-
-def trainable_head(backend, enable=True) -> list[torch.nn.Parameter]:
-    params = head_parameters(backend)
-    for param in params:
-        param.requires_grad_(enable or param.requires_grad)
-    return params
 
 
 def plain_peft_loop(backend, start, rows, settings, seed):
@@ -197,7 +190,9 @@ def plain_peft_loop(backend, start, rows, settings, seed):
     with torch.no_grad():
         for path, weights in start.items():
             model.base_model.model.get_submodule(path).lora_A["unified"].weight.copy_(weights.A)
-    head = trainable_head(backend)
+    head = head_parameters(backend)
+    for param in head:
+        param.requires_grad_(True)  # PEFT froze the base, new head included
     lora = [p for n, p in model.named_parameters() if p.requires_grad and "lora_" in n]
     groups = [{"params": lora, "lr": settings.lr, "weight_decay": settings.weight_decay}]
     if head:
