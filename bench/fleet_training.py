@@ -123,8 +123,8 @@ def peft_loop(backend, model, rows, settings, order: torch.Generator) -> None:
 def arm_b(backend, data, settings, seed: int, rows_per_step: int):
     engine = MultiLoraModel(backend.model, backend.target_modules(settings.target_roles))
     members = [Member(pid, data.train[pid], data.val[pid]) for pid in data.persona_ids]
-    return train_fleet(backend, engine, members, settings, seed=seed, budget=StepBudget(rows=rows_per_step),
-                       progress=False)
+    budget = replace(StepBudget.for_backend(backend), rows=rows_per_step)  # the model's own token bound
+    return train_fleet(backend, engine, members, settings, seed=seed, budget=budget, progress=False)
 
 
 def arm_c(backend, data, settings, seed: int) -> float:
