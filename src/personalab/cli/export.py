@@ -38,6 +38,6 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from personalab.export import export_run
 
-    report = export_run(resolve_run(args), args.out, check=not args.no_check)
+    report = export_run(resolve_run(args).path, args.out, check=not args.no_check)
     print("\n".join(report.lines()))
     return 0

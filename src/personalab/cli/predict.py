@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if any(not text.strip() for text in args.texts):  # before loading the model, which takes a while
         raise PersonalabError("a TEXT is empty; give the input text(s) to answer")
     generation = settings_from(args)  # before loading the model: a bad setting fails at once
-    run_dir = resolve_run(args)
+    run_dir = resolve_run(args).path
     result = answer(open_run(run_dir), args.persona, args.texts, args.profile, generation)
     print(f"persona {result.persona_id!r}: {result.how}: {result.route}")
     for item in result.answers:

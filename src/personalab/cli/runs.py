@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 RUN_HELP = ("a run directory made by `personalab train`, or a plan folder made by `personalab plan` / "
             "`personalab demo` (e.g. runs/demo/plan): its chosen strategy's run")
@@ -18,11 +19,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                              "plan) instead of the one the plan chose")
 
 
-def resolve_run(args: argparse.Namespace) -> Path:
-    """The run directory ``args`` mean, after saying which one a plan folder stood for."""
+def resolve_run(args: argparse.Namespace) -> Any:
+    """The ``ChosenRun`` ``args`` mean (``.path``: the run directory), after saying which run a
+    plan folder stood for."""
     from personalab.plan.chosen import chosen_run
 
     chosen = chosen_run(args.run_dir, args.strategy)
     if chosen.note:
         print(f"using {chosen.path}: {chosen.note}")
-    return chosen.path
+    return chosen
