@@ -273,8 +273,9 @@ def test_a_generation_run_serves_the_text_predict_generates(tmp_path):
 
     styles = {"p1": "Hello, {} please.", "p2": "{}!!"}
     emails = ["send the numbers", "fix the printer", "call the client"]
+    splits = ["train", "val", "test"]
     examples = [Example(pid, email, style.format(email), split, example_id=f"{pid}-{i}")
-                for pid, style in styles.items() for i, (email, split) in enumerate(zip(emails, ["train", "val", "test"]))]
+                for pid, style in styles.items() for i, (email, split) in enumerate(zip(emails, splits))]
     write_dataset(tmp_path / "data", DatasetSpec(name="gen", task="generation"),
                   {pid: Persona(pid, f"writer {pid}") for pid in styles}, examples)
     run_config = RunConfig(data=str(tmp_path / "data"), model=ModelSpec(name="tiny-causal-lm"),

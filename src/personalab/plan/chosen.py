@@ -76,7 +76,8 @@ def _named(folder: Path, plan: dict[str, Any], strategy: str) -> ChosenRun:
         state = "was not trained (or not finished)" if entry is not None else "is not in the plan"
         raise PersonalabError(f"--strategy {strategy!r} {state} in {folder} (trained: {_listing(trained)}){hint}")
     chosen = (plan.get("decision") or {}).get("chosen")
-    why = "the strategy the plan chose" if strategy == chosen else f"asked for with --strategy (the plan chose {chosen})"
+    why = ("the strategy the plan chose" if strategy == chosen
+           else f"asked for with --strategy (the plan chose {chosen})")
     return ChosenRun(folder / entry["run"], f"{strategy} ({entry['strategy']}): {why}")
 
 

@@ -40,7 +40,7 @@ from personalab.routing import Ensemble, PersonaBias
 from personalab.rundir import Run
 from personalab.serve.batcher import Batcher, BatchSettings, Busy
 from personalab.serve.schema import (
-    ErrorResponse, HealthResponse, Output, PersonasResponse, PredictRequest, PredictResponse,
+    ErrorResponse, HealthResponse, PersonasResponse, PredictRequest, PredictResponse,
 )
 
 LOG = logging.getLogger("personalab.serve")
@@ -100,13 +100,15 @@ class Service:
         return (f"unknown persona {persona!r}: the run does not know it; {matches}. To answer for a persona new "
                 "to the run, send its \"profile\" too")
 
-    def response(self, found: PersonaAnswers) -> PredictResponse:
+    def response(self, found: PersonaAnswers) -> dict[str, Any]:
+        """``PredictResponse`` as JSON: per input its label and probabilities, or its text."""
         task = self.run.dataset.spec.task
         if task == "generation":
-            outputs = [Output(input=a.text, text=a.choice) for a in found.answers]
+            outputs = [{"input": a.text, "text": a.choice} for a in found.answers]
         else:
-            outputs = [Output(input=a.text, label=a.choice, probabilities=a.probabilities) for a in found.answers]
-        return PredictResponse(persona=found.persona_id, how=found.how, route=found.route, task=task, outputs=outputs)
+            outputs = [{"input": a.text, "label": a.choice, "probabilities": a.probabilities} for a in found.answers]
+        return {"persona": found.persona_id, "how": found.how, "route": found.route, "task": task,
+                "outputs": outputs}
 
     def personas(self) -> PersonasResponse:
         personas = list(self.run.dataset.personas)
@@ -147,14 +149,14 @@ def create_app(run: Run, settings: ServeSettings = ServeSettings(), generation: 
     app.state.service = service
     _add_routes(app, service)
     _add_error_handlers(app)
-    _add_request_log(app, settings)
+    app.add_middleware(RequestLog, max_body_bytes=settings.max_body_bytes())
     return app
 
 
 def _add_routes(app: FastAPI, service: Service) -> None:
     @app.post("/predict", response_model=PredictResponse, response_model_exclude_none=True, responses=ERRORS,
               summary="answer texts for one persona")
-    async def predict(body: PredictRequest, request: Request) -> PredictResponse:
+    async def predict(body: PredictRequest, request: Request) -> JSONResponse:
         request.state.log = f"persona={body.persona!r} inputs={len(body.inputs)}"
         question = service.question(body)
         try:
@@ -163,7 +165,8 @@ def _add_routes(app: FastAPI, service: Service) -> None:
             raise HTTPException(503, str(error), headers={"Retry-After": "1"}) from None
         except PersonalabError as error:
             raise HTTPException(422, str(error)) from None
-        return service.response(found)
+        # Built by hand: the response model documents it; validating what we built costs per request.
+        return JSONResponse(service.response(found))
 
     @app.get("/personas", response_model=PersonasResponse, summary="the personas the run knows")
     async def personas() -> PersonasResponse:
@@ -185,7 +188,6 @@ def _add_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": "; ".join(_problem(p) for p in problems)}, status_code=422)
 
 
-
 def _problem(problem: dict[str, Any]) -> str:
     where = ".".join(str(part) for part in problem["loc"] if part != "body") or "the body"
     if problem.get("type") == "missing" and where == "the body":
@@ -193,30 +195,46 @@ def _problem(problem: dict[str, Any]) -> str:
     return f"{where}: {problem['msg']}"
 
 
-def _add_request_log(app: FastAPI, settings: ServeSettings) -> None:
-    limit = settings.max_body_bytes()
+class RequestLog:
+    """ASGI middleware around the app: refuses a body larger than the limits could allow before
+    it is read, turns a crash while answering into that request's 500 (logged with its
+    traceback; the server goes on), and logs one line per request. Plain ASGI rather than
+    ``@app.middleware("http")``, which wraps every request in extra tasks and streams: a cost
+    paid per request, that a server answering many small requests per batch feels."""
 
-    @app.middleware("http")
-    async def log_request(request: Request, call_next: Any) -> Any:
-        started = time.perf_counter()
-        size = request.headers.get("content-length", "")
-        if size.isdigit() and int(size) > limit:
-            response: Any = JSONResponse({"detail": f"the body has {size} bytes; the limit is {limit} (from "
-                                                    "--max-inputs and --max-chars)"}, status_code=413)
+    def __init__(self, app: Any, max_body_bytes: int):
+        self.app, self.limit = app, max_body_bytes
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, sent = time.perf_counter(), {"status": 0}
+
+        async def sending(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                sent["status"] = message["status"]
+            await send(message)
+
+        size = dict(scope["headers"]).get(b"content-length", b"")
+        if size.isdigit() and int(size) > self.limit:
+            await _refuse(413, f"the body has {int(size)} bytes; the limit is {self.limit} (from --max-inputs and "
+                               "--max-chars)", scope, receive, sending)
         else:
-            response = await _answered(request, call_next)
+            await self._answer(scope, receive, sending, sent)
         milliseconds = (time.perf_counter() - started) * 1000
-        LOG.info("%s %s %d %.1f ms %s", request.method, request.url.path, response.status_code, milliseconds,
-                 getattr(request.state, "log", ""))
-        return response
+        LOG.info("%s %s %d %.1f ms %s", scope["method"], scope["path"], sent["status"], milliseconds,
+                 scope.get("state", {}).get("log", ""))
+
+    async def _answer(self, scope: dict, receive: Any, send: Any, sent: dict) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except Exception as error:  # noqa: BLE001 - one request's failure, not the server's
+            LOG.exception("%s %s failed", scope["method"], scope["path"])
+            if not sent["status"]:  # nothing sent yet: the client gets a 500 it can read
+                await _refuse(500, f"internal error ({type(error).__name__}: {error}); the server logged it",
+                              scope, receive, send)
 
 
-async def _answered(request: Request, call_next: Any) -> Any:
-    """The app's response; a bug answering one request is that request's 500, logged with its
-    traceback, and the server goes on serving."""
-    try:
-        return await call_next(request)
-    except Exception as error:  # noqa: BLE001
-        LOG.exception("%s %s failed", request.method, request.url.path)
-        return JSONResponse({"detail": f"internal error ({type(error).__name__}: {error}); the server logged it"},
-                            status_code=500)
+async def _refuse(status: int, detail: str, scope: dict, receive: Any, send: Any) -> None:
+    await JSONResponse({"detail": detail}, status_code=status)(scope, receive, send)
