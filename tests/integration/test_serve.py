@@ -7,7 +7,6 @@ and message, and the server keeps answering after them."""
 
 from __future__ import annotations
 
-import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
