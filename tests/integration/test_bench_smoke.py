@@ -82,19 +82,3 @@ def test_generation_eval_quick(tmp_path):
     assert results["identical"] is True and results["tiny_causal_lm"]["rows_differing"] == 0
     assert results["tiny_causal_lm"]["distinct_answers"] > 1  # the adapters and prompts differ: not vacuous
     assert_records(results)
-
-
-@pytest.mark.slow
-def test_serve_quick(tmp_path):
-    """bench/serve.py against real servers on 127.0.0.1 (the tiny classifier): every request
-    answered, the same answers batched as one at a time, the keys BENCHMARK-style reports read."""
-    out = tmp_path / "serve.json"
-    result = subprocess.run([sys.executable, "bench/serve.py", "--quick", "--rounds", "1", "--work", str(tmp_path),
-                             "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    results = json.loads(out.read_text(encoding="utf-8"))
-    assert results["errors"] == 0 and results["mismatches"] == 0
-    for key in ("throughput_ratio", "p99_ms", "p50_ms", "requests_per_second_concurrent"):
-        assert math.isfinite(results[key]) and results[key] > 0, key
-    assert results["batches"]["batches"] < results["batches"]["requests"]  # the concurrent arm batched
-    assert "throughput ratio" in result.stdout
