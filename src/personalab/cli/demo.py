@@ -84,4 +84,8 @@ def run(args: argparse.Namespace) -> int:
         if (plan_dir / name).exists():
             print(f"  report: {plan_dir / name}")
     print(f"  every strategy's adapters and predictions: {plan_dir / 'runs'}")
+    persona = next(iter(dataset.personas))
+    print(f"  use what the plan chose: personalab predict {plan_dir} --persona {persona} \"I love this movie\"")
+    print(f"  or keep it loaded and answer HTTP requests: personalab serve {plan_dir}   (pip install "
+          "'personalab[serve]')")
     return 0

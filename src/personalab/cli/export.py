@@ -6,9 +6,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from personalab.cli.runs import add_run_arguments, resolve_run
+
 EPILOG = """\
-example:
+examples:
   personalab export runs/per_persona --out serve/per_persona
+  personalab export runs/demo/plan --out serve/demo   # the run of the strategy the plan chose
 
 OUT gets one PEFT adapter folder per distinct route (adapters/), routing.json (persona ->
 adapter; the default for unknown personas), the router of a moe run, a classifier's head,
@@ -26,7 +29,7 @@ def register(subparsers: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run directory made by `personalab train`")
+    add_run_arguments(parser)
     parser.add_argument("--out", required=True, type=Path, help="folder to create (new, or empty)")
     parser.add_argument("--no-check", action="store_true", help="skip the compatibility check against vLLM")
     parser.set_defaults(func=run)
@@ -35,6 +38,6 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from personalab.export import export_run
 
-    report = export_run(args.run_dir, args.out, check=not args.no_check)
+    report = export_run(resolve_run(args).path, args.out, check=not args.no_check)
     print("\n".join(report.lines()))
     return 0

@@ -13,7 +13,8 @@ from personalab.errors import PersonalabError
 
 # Each module defines ``register(subparsers)``, which adds its parser and sets ``func``.
 SUBCOMMANDS = (
-    "demo", "synth", "import_", "validate", "cluster", "train", "evaluate", "compare", "plan", "report", "export", "predict", "ls"
+    "demo", "synth", "import_", "validate", "cluster", "train", "evaluate", "compare", "plan", "report", "export",
+    "predict", "serve", "ls",
 )
 
 DESCRIPTION = """\
@@ -31,6 +32,7 @@ typical session:
   personalab report runs/playbook                   # HTML + Markdown report of a plan
   personalab export runs/per_persona --out serve/   # PEFT adapters + routing table
   personalab predict runs/per_persona --persona p03 "some input"
+  personalab serve runs/playbook --port 8000        # HTTP answers for every persona, batched
 """
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from personalab.cli.evaluate import add_generation_arguments, settings_from
+from personalab.cli.runs import add_run_arguments, resolve_run
 
 EPILOG = """\
 examples:
+  personalab predict runs/demo/plan --persona p00 "I love this movie"   # the strategy the plan chose
+  personalab predict runs/demo/plan --strategy unified --persona p00 "I love this movie"
   personalab predict runs/per_persona --persona p3 "I love this movie"
   personalab predict runs/moe --persona newcomer --profile "A retired teacher" "text one" "text two"
   personalab predict runs/rewrite --persona 12 --max-new-tokens 96 "send me the report now"
@@ -26,7 +28,7 @@ def register(subparsers: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run directory made by `personalab train`")
+    add_run_arguments(parser)
     parser.add_argument("--persona", required=True, metavar="ID", help="the persona id (known to the run, or new)")
     parser.add_argument("--profile",
                         help="profile text of a persona new to the run (given to the model, and to the router)")
@@ -43,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     if any(not text.strip() for text in args.texts):  # before loading the model, which takes a while
         raise PersonalabError("a TEXT is empty; give the input text(s) to answer")
     generation = settings_from(args)  # before loading the model: a bad setting fails at once
-    result = answer(open_run(args.run_dir), args.persona, args.texts, args.profile, generation)
+    run_dir = resolve_run(args).path
+    result = answer(open_run(run_dir), args.persona, args.texts, args.profile, generation)
     print(f"persona {result.persona_id!r}: {result.how}: {result.route}")
     for item in result.answers:
         if not item.probabilities:  # a generated answer

@@ -1,10 +1,12 @@
-"""Serving a trained run outside personalab: the export folder and what servers accept.
+"""Serving a trained run: the export folder for other servers, what they accept, and
+personalab's own server.
 
 - ``plan``: which adapters an export holds (one per distinct route) and ``routing.json``.
 - ``writer``: ``export_run``, writing the folder atomically (adapters, routing, router,
   classifier head, ``export.json``).
 - ``compat``: the multi-LoRA servers' rules (vLLM today), ``check_adapter`` / ``check_export``.
-- ``answer``: answering texts for one persona with a run (``personalab predict``).
+- ``answer``: answering texts for personas with a run (``personalab predict`` and ``serve``).
+- ``serve``: ``personalab serve``, the HTTP server that batches many personas' requests.
 """
 
 from personalab.export.compat import (

@@ -36,6 +36,9 @@ from personalab.models.targets import target_modules_for
 IGNORE_INDEX = -100  # label value the loss skips (PyTorch / transformers convention)
 PERSONA_INSTRUCTION = "Answer as the person described below would.\n\nPersona: {profile}"
 PLAIN_INSTRUCTION = "Answer the user's input."
+# Prompts memoized at most: far more than a dataset's rows times its epochs need, and a bound
+# for a long-lived server (personalab serve), which sees new inputs without end.
+PROMPT_CACHE_LIMIT = 200_000
 
 
 class CausalLMBackend:
@@ -98,6 +101,8 @@ class CausalLMBackend:
         rows every epoch and tokenizing was a tenth of a fleet step on small models."""
         key = (row.persona_id, row.input, row.choices)
         if key not in self._prompt_cache:
+            if len(self._prompt_cache) >= PROMPT_CACHE_LIMIT:
+                self._prompt_cache.clear()  # start over rather than grow without bound
             self._prompt_cache[key] = self._tokenize_prompt(row)
         return list(self._prompt_cache[key])
 
@@ -113,6 +118,8 @@ class CausalLMBackend:
 
     def continuation_ids(self, output: str) -> list[int]:
         if output not in self._continuation_cache:
+            if len(self._continuation_cache) >= PROMPT_CACHE_LIMIT:
+                self._continuation_cache.clear()
             self._continuation_cache[output] = tuple(self._tokenize_continuation(output))
         return list(self._continuation_cache[output])
 

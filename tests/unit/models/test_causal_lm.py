@@ -181,3 +181,15 @@ def test_packed_choices_score_like_one_sequence_per_choice(backend, attention, m
     if attention == "eager":
         monkeypatch.setattr(backend.model.config, "_attn_implementation", "eager")
     assert torch.allclose(backend.scores(backend.model, ROWS), pairwise, atol=1e-4)
+
+
+def test_the_prompt_memo_is_bounded_and_starts_over_when_full(tiny_causal_lm_path, monkeypatch):
+    """A long-lived server sees new inputs without end: the memo must not grow with them."""
+    from personalab.models import causal_lm
+
+    backend = CausalLMBackend(ModelSpec(name=str(tiny_causal_lm_path)), CHOICES, PROFILES)
+    expected = [backend.prompt_ids(row) for row in ROWS]
+    fresh = CausalLMBackend(ModelSpec(name=str(tiny_causal_lm_path)), CHOICES, PROFILES)
+    monkeypatch.setattr(causal_lm, "PROMPT_CACHE_LIMIT", 2)
+    assert [fresh.prompt_ids(row) for row in ROWS] == expected
+    assert len(fresh._prompt_cache) <= 2
