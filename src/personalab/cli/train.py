@@ -126,7 +126,7 @@ def execution_flags(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from personalab.rundir import train_repeats
+    from personalab.run.rundir import train_repeats
 
     config = config_from_args(args)
     seeds = f", seeds {config.seed} to {config.seed + args.repeats - 1}" if args.repeats > 1 else ""
@@ -146,7 +146,7 @@ def _positive_int(text: str) -> int:
 def config_from_args(args: argparse.Namespace) -> "RunConfig":
     """Preset, then the config file, then flags: each later source overrides the earlier."""
     from personalab.models.base import ModelSpec
-    from personalab.rundir import RunConfig, read_run_config
+    from personalab.run.rundir import RunConfig, read_run_config
     from personalab.train.presets import resolve_settings
 
     # A key set to null in the file is not given there, as in plans.

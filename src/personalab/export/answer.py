@@ -23,7 +23,7 @@ from personalab.engine.routes import Route
 from personalab.errors import PersonalabError
 from personalab.models.decoding import GenerationSettings
 from personalab.routing import Ensemble, PersonaBias, RoutingTable, add_offsets, generate_tables, predict_ensemble
-from personalab.rundir import Run
+from personalab.run.rundir import Run
 
 ROUTER_DIR = "router"
 

@@ -136,7 +136,7 @@ class PlanSpec:
     def run_config(self, candidate: Candidate, seed: int | None = None):
         """The ``RunConfig`` that trains ``candidate``: preset, then the plan's settings, then
         the candidate's own settings; under the plan's seed unless ``seed`` is given."""
-        from personalab.rundir import RunConfig
+        from personalab.run.rundir import RunConfig
         from personalab.train.presets import resolve_settings
 
         preset = candidate.preset or self.preset

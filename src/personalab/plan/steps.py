@@ -73,7 +73,7 @@ def cluster_step(config, grouping: dict[str, Any], folder: Path) -> dict[str, An
 
 
 def train_step(config, run_dir: Path, reuse: Sequence[Path], progress: bool) -> dict[str, Any]:
-    from personalab.rundir import train_run, training_records
+    from personalab.run.rundir import train_run, training_records
 
     # Only runs that have a bank can lend adapters (a strategy that failed early has none).
     lenders = [Path(r) for r in reuse if (Path(r) / "bank" / "manifest.json").exists()]
@@ -85,7 +85,7 @@ def train_step(config, run_dir: Path, reuse: Sequence[Path], progress: bool) -> 
 
 
 def evaluate_step(run_dir: Path, split: str, progress: bool) -> dict[str, Any]:
-    from personalab.evaluate.evaluation import evaluate_run
+    from personalab.run.evaluation import evaluate_run
 
     metrics = evaluate_run(run_dir, split, progress=progress)
     return {name: metrics[name] for name in EVALUATION_FIELDS if name in metrics}
