@@ -116,6 +116,9 @@ class PlanSpec:
     classification dataset, a generation metric (``rougeL``, ``rouge1``, ...) for a generation
     one; None: accuracy or ROUGE-L, by the dataset's task."""
     description: str = ""
+    executor: Any = None
+    """Where fleet shards train (``personalab.run.executor.ExecutorSpec``; None: in this
+    process). How, not what: no step key holds it, so a plan resumes across executors."""
     source: str = "<plan>"
     """The file it was read from, for messages."""
 

@@ -118,6 +118,9 @@ class LocalExecutor:
     def share(self, value: Any) -> Any:
         return value
 
+    def describe(self) -> str:
+        return "this process, one task after another"
+
     def submit(self, fn: Callable[..., Any], *args: Any, label: str = "") -> LocalFuture:
         return LocalFuture(fn, args)
 

@@ -86,6 +86,11 @@ class RayExecutor:
     def share(self, value: Any) -> Any:
         return self.ray.put(value)
 
+    def describe(self) -> str:
+        total = self.ray.cluster_resources()
+        return (f"{total.get('CPU', 0):g} CPUs, {total.get('GPU', 0):g} GPUs in the cluster; per task "
+                f"{self.spec.cpus_per_task:g} CPU(s), {self.spec.gpus_per_task:g} GPU(s), {self.spec.max_retries} retries")
+
     def submit(self, fn: Callable[..., Any], *args: Any, label: str = "") -> RayFuture:
         future = RayFuture(fn, args, label or getattr(fn, "__name__", "task"))
         self._launch(future)
