@@ -4,7 +4,7 @@ per-persona label offsets (``persona_bias``), buys on personas who differ indivi
 
 Setup: synthetic personas with no group structure (one group, separation 0) who each lean to
 one label on their own (``leniency``), as annotators who rate everything offensive or nothing;
-MiniLM (the classifier slot) and the tiny causal LM, through ``personalab.rundir.train_run``:
+MiniLM (the classifier slot) and the tiny causal LM, through ``personalab.run.rundir.train_run``:
 
 - unified: one adapter on all train rows (and, for a classifier, its head);
 - persona_token: one shared adapter on the same rows with each persona's identifier in front
@@ -36,9 +36,9 @@ from common import base_parser, finish, model_names, setup, timed
 from personalab.data import write_dataset
 from personalab.data.synth import SynthConfig, synthesize
 from personalab.evaluate.compare import compare_runs
-from personalab.evaluate.evaluation import evaluate_run
+from personalab.run.evaluation import evaluate_run
 from personalab.models.base import ModelSpec
-from personalab.rundir import RunConfig, train_run
+from personalab.run.rundir import RunConfig, train_run
 from personalab.train.presets import resolve_settings
 
 # run name -> (strategy, its options)

@@ -50,7 +50,7 @@ from typing import Any
 from personalab.data import load_dataset, write_dataset
 from personalab.data.synth import SynthConfig, synthesize
 from personalab.models.base import ModelSpec
-from personalab.rundir import RunConfig, train_run, trained_with
+from personalab.run.rundir import RunConfig, train_run, trained_with
 from personalab.train.presets import resolve_settings
 
 FULL = dict(model="minilm", personas=32, examples=40, requests=512)
@@ -96,7 +96,7 @@ def build_run(work: Path, size: dict, with_profile: bool = True) -> Path:
 def request_list(run: Path, count: int) -> list[tuple[str, str]]:
     """``count`` (persona, text) pairs, the personas in turn, each with its own sentences."""
     from personalab.plan.chosen import chosen_run
-    from personalab.rundir import run_config
+    from personalab.run.rundir import run_config
 
     dataset = load_dataset(run_config(chosen_run(run).path).data)
     by_persona: dict[str, list[str]] = {}
@@ -215,7 +215,7 @@ def batching_ceiling(run: Path, requests: list[tuple[str, str]], clients: int, t
 
     from personalab.export.answer import Question, answer_all
     from personalab.plan.chosen import chosen_run
-    from personalab.rundir import open_run
+    from personalab.run.rundir import open_run
 
     torch.set_num_threads(threads)
     opened = open_run(chosen_run(run).path)

@@ -8,9 +8,9 @@ import pytest
 
 from personalab.data import write_dataset
 from personalab.data.synth import SynthConfig, synthesize
-from personalab.evaluate.evaluation import evaluate_run
+from personalab.run.evaluation import evaluate_run
 from personalab.models.base import ModelSpec
-from personalab.rundir import RunConfig, train_run
+from personalab.run.rundir import RunConfig, train_run
 from personalab.train.presets import resolve_settings
 
 

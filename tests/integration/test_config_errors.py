@@ -17,8 +17,8 @@ RUN_CONFIG = "strategy: unified\nmodel:\n  name: tiny-classifier\nseed: 0\nsetti
 
 
 def _stored_config(tmp_path: Path) -> str:
-    # What `personalab train` writes into a run directory (rundir.train_run).
-    from personalab.rundir import RunConfig
+    # What `personalab train` writes into a run directory (run.rundir.train_run).
+    from personalab.run.rundir import RunConfig
 
     config = RunConfig(data=str(tmp_path / "data"), model=ModelSpec(name="tiny-classifier"))
     return yaml.safe_dump({**config.to_dict(), "data_fingerprint": "0" * 16, "versions": {}}, sort_keys=False)

@@ -15,12 +15,12 @@ import pytest
 from personalab.cli import main as cli_main
 from personalab.data import write_dataset
 from personalab.data.synth import SynthConfig, synthesize
-from personalab.evaluate.evaluation import evaluate_run
+from personalab.run.evaluation import evaluate_run
 from personalab.export import check_adapter, check_export, export_run
 from personalab.export.compat import NOT_SERVABLE
 from personalab.models import build_backend, load_head
 from personalab.models.base import ModelSpec
-from personalab.rundir import RunConfig, open_run, train_run
+from personalab.run.rundir import RunConfig, open_run, train_run
 from personalab.train.head import HEAD_FILE
 from personalab.train.presets import resolve_settings
 

@@ -19,7 +19,7 @@ from personalab.bank import AdapterBank
 from personalab.data import write_dataset
 from personalab.data.synth import SynthConfig, synthesize
 from personalab.models.base import ModelSpec
-from personalab.rundir import RunConfig, train_run, training_records
+from personalab.run.rundir import RunConfig, train_run, training_records
 from personalab.strategies import steps
 from personalab.train.presets import resolve_settings
 
@@ -29,7 +29,7 @@ CHILD = """
 import json, signal, sys
 from pathlib import Path
 from personalab.data.faults import set_fault_hook
-from personalab.rundir import RunConfig, train_run
+from personalab.run.rundir import RunConfig, train_run
 
 config, out, stop_at = RunConfig.from_dict(json.loads(Path(sys.argv[1]).read_text())), Path(sys.argv[2]), sys.argv[3]
 shards_saved = 0

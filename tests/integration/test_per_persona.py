@@ -13,9 +13,9 @@ from personalab.bank import AdapterBank
 from personalab.cli.main import main
 from personalab.data import load_dataset, write_dataset
 from personalab.data.synth import SynthConfig, synthesize
-from personalab.evaluate.evaluation import evaluate_run
+from personalab.run.evaluation import evaluate_run
 from personalab.models.base import ModelSpec
-from personalab.rundir import RunConfig, train_run, training_records
+from personalab.run.rundir import RunConfig, train_run, training_records
 from personalab.train.presets import resolve_settings
 
 

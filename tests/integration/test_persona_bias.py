@@ -11,11 +11,11 @@ import pytest
 
 from personalab.data import write_dataset
 from personalab.data.synth import SynthConfig, synthesize
-from personalab.evaluate.evaluation import evaluate_run
+from personalab.run.evaluation import evaluate_run
 from personalab.export import export_run
 from personalab.export.answer import answer
 from personalab.models.base import ModelSpec
-from personalab.rundir import RunConfig, open_run, train_run, training_records
+from personalab.run.rundir import RunConfig, open_run, train_run, training_records
 from personalab.train.presets import resolve_settings
 
 

@@ -16,9 +16,9 @@ import pytest
 from personalab.data import write_dataset
 from personalab.data.synth import SynthConfig, synthesize
 from personalab.evaluate.compare import compare_runs
-from personalab.evaluate.evaluation import evaluate_run
+from personalab.run.evaluation import evaluate_run
 from personalab.models.base import ModelSpec
-from personalab.rundir import RunConfig, train_run
+from personalab.run.rundir import RunConfig, train_run
 from personalab.train.presets import resolve_settings
 
 DATA = SynthConfig(n_personas=24, n_groups=1, separation=0.0, leniency=1.0, examples_per_persona=60, seed=0)

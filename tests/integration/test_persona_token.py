@@ -21,14 +21,14 @@ import pytest
 
 from personalab.bank import AdapterBank
 from personalab.engine.routes import Route
-from personalab.evaluate.evaluation import evaluate_run
+from personalab.run.evaluation import evaluate_run
 from personalab.export import export_run
 from personalab.export.answer import answer
 from personalab.models import build_backend, load_head
 from personalab.models.base import ModelSpec
 from personalab.models.tiny import corpus_lines
 from personalab.routing import RoutingTable, predict, score_routes, with_identifier
-from personalab.rundir import RunConfig, open_run, train_run, training_records
+from personalab.run.rundir import RunConfig, open_run, train_run, training_records
 from personalab.strategies.identifiers import draw_identifiers, identifier_vocabulary
 from personalab.strategies.persona_token import ADAPTER
 from personalab.train.head import HEAD_FILE

@@ -25,13 +25,13 @@ from personalab.bank import AdapterBank
 from personalab.data import write_dataset
 from personalab.data.synth import SynthConfig, synthesize
 from personalab.engine.routes import Route
-from personalab.evaluate.evaluation import evaluate_run
+from personalab.run.evaluation import evaluate_run
 from personalab.export import export_run
 from personalab.export.answer import answer
 from personalab.models import build_backend, load_head
 from personalab.models.base import ModelSpec
 from personalab.routing import predict, score_routes
-from personalab.rundir import RunConfig, open_run, train_run, training_records
+from personalab.run.rundir import RunConfig, open_run, train_run, training_records
 from personalab.strategies.persona_token import ADAPTER, VECTOR_ADAPTER
 from personalab.train.head import HEAD_FILE
 from personalab.train.presets import resolve_settings

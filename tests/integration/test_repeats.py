@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from personalab import rundir
+from personalab.run import rundir
 from personalab.cli.main import main
 from personalab.data import write_dataset
 from personalab.data.synth import SynthConfig, synthesize

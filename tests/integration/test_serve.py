@@ -22,7 +22,7 @@ from personalab.data import write_dataset  # noqa: E402
 from personalab.data.synth import SynthConfig, synthesize  # noqa: E402
 from personalab.export.answer import answer  # noqa: E402
 from personalab.models.base import ModelSpec  # noqa: E402
-from personalab.rundir import RunConfig, open_run, train_run  # noqa: E402
+from personalab.run.rundir import RunConfig, open_run, train_run  # noqa: E402
 from personalab.export.serve.app import ServeSettings, create_app  # noqa: E402
 from personalab.export.serve.batcher import BatchSettings  # noqa: E402
 from personalab.train.presets import resolve_settings  # noqa: E402

@@ -14,10 +14,10 @@ import pytest
 from personalab.bank import AdapterBank
 from personalab.data import write_dataset
 from personalab.data.synth import SynthConfig, synthesize
-from personalab.evaluate.evaluation import evaluate_run
+from personalab.run.evaluation import evaluate_run
 from personalab.models.base import ModelSpec
 from personalab.routing import Ensemble
-from personalab.rundir import RunConfig, open_run, train_run, training_records
+from personalab.run.rundir import RunConfig, open_run, train_run, training_records
 from personalab.strategies import list_strategies
 
 PLAYBOOK = ("unified", "per_persona", "per_cluster", "weighted_merge", "from_unified", "ensemble", "moe", "lorahub")

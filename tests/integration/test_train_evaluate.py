@@ -14,7 +14,7 @@ from personalab.cli.train import config_from_args
 from personalab.data import load_dataset, write_dataset
 from personalab.data.synth import SynthConfig, synthesize
 from personalab.models.base import ModelSpec
-from personalab.rundir import RunConfig, _backend, open_run
+from personalab.run.rundir import RunConfig, _backend, open_run
 from personalab.engine import Route
 from personalab.evaluate.references import REFERENCES
 from personalab.routing import RoutingTable, predict

@@ -39,8 +39,8 @@ def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from personalab.evaluate.evaluation import evaluate_run, format_metrics
-    from personalab.evaluate.repeats import evaluate_repeats, format_repeats
+    from personalab.evaluate.repeats import format_repeats
+    from personalab.run.evaluation import evaluate_repeats, evaluate_run, format_metrics
 
     generation = settings_from(args)
     metrics = evaluate_run(args.run_dir, args.split, progress=not args.quiet, generation=generation)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from personalab.errors import PersonalabError
-from personalab.cli.train import add_execution_arguments, execution_flags
+from personalab.cli.train import add_execution_arguments, add_executor_arguments, execution_flags, executor_from_args
 
 DESCRIPTION = """\
 Run a plan: the playbook's decision tree as one measured, resumable run. The plan file names a
@@ -58,6 +58,9 @@ examples:
   personalab plan configs/popquorn.yaml --out runs/popquorn --quiet
   personalab plan configs/playbook.yaml --data runs/demo/data --out runs/demo/plan
   personalab plan configs/popquorn.yaml --out runs/pq --device cuda --dtype bfloat16 --score-batch-size 512
+  personalab plan configs/playbook.yaml --out runs/pb --executor ray --ray-address HEAD:6379 --gpus-per-task 1
+  (or `executor: {kind: ray, address: HEAD:6379, gpus_per_task: 1}` in the plan; fleet shards then
+  train as Ray tasks, and a resumed plan re-submits only the shards not in the bank)
 """
 
 
@@ -79,6 +82,7 @@ def register(subparsers: Any) -> None:
     add_execution_arguments(parser.add_argument_group(
         "model execution (override the plan's `model:`; device and batch sizes do not change what was trained, "
         "so a plan resumes across them)"))
+    add_executor_arguments(parser)
     parser.add_argument("--verbose", action="store_true",
                         help="also show the training and evaluation bars (shown anyway when stderr is a terminal)")
     parser.set_defaults(func=run)
@@ -97,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         spec = replace(spec, fleet_shard=args.fleet_shard)
     if execution_flags(args):
         spec = replace(spec, model=replace(spec.model, **execution_flags(args)))
+    spec = replace(spec, executor=executor_from_args(args, spec.executor))
     # A POPQUORN training step takes half an hour: in a terminal, show how far it is.
     bars = args.verbose or (not args.quiet and sys.stderr.isatty())
     result = run_plan(spec, args.out, progress=not args.quiet, verbose=bars)

@@ -40,7 +40,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from personalab.errors import PersonalabError
     from personalab.export.answer import answer
-    from personalab.rundir import open_run
+    from personalab.run.rundir import open_run
 
     if any(not text.strip() for text in args.texts):  # before loading the model, which takes a while
         raise PersonalabError("a TEXT is empty; give the input text(s) to answer")

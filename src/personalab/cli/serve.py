@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)  # bad flags fail before the model loads
     serving = _serve_settings(args)
     uvicorn, create_app = _server_modules()
-    from personalab.rundir import open_run
+    from personalab.run.rundir import open_run
 
     chosen = resolve_run(args)
     run_ = open_run(chosen.path)

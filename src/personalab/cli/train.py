@@ -26,6 +26,8 @@ examples:
   personalab train --data data/synth --strategy per_cluster --augment synonyms,context_noise --out runs/aug
   personalab train --config my_run.yaml --out runs/mine     # flags override the file
   personalab train --data data/synth --strategy unified --repeats 3 --out runs/unified   # seeds 0, 1, 2
+  personalab train --data data/synth --strategy per_persona --fleet-shard 16 --executor ray --out runs/personas
+  personalab train --data data/x --strategy per_persona --executor ray --ray-address 10.0.0.1:6379 --gpus-per-task 1 --out runs/big
 
 The run directory gets the adapter bank (PEFT format, safetensors), the resolved config and
 the learning curves; evaluate it with `personalab evaluate RUN_DIR`. The same command again
@@ -39,6 +41,14 @@ the mean and standard deviation, and `personalab compare A B` the gain seed by s
 An adapter's fingerprint includes its seed, so --reuse RUN_DIR lends to a repeat only from
 RUN_DIR/repeats/seed<S>/: train the lender with the same --repeats, or each repeat retrains
 what it would have reused (e.g. the unified adapter beneath a stacked strategy).
+
+executors: --executor ray trains a fleet's shards (--fleet-shard adapters each) as Ray tasks, all
+at once as the cluster's CPUs and GPUs allow; each task loads the base model itself and returns
+its adapters as bytes, which this process checks (sha256) and alone writes into the bank. A
+worker or node that dies has its shard submitted again (--max-retries). Without --ray-address
+(or RAY_ADDRESS) a private cluster starts on this machine; with one, the run joins a cluster
+started by `ray start --head` (see the README). Ray is optional: pip install 'personalab[ray]'.
+The adapters are the same bit for bit whatever executes them (one torch thread per task).
 """
 
 
@@ -82,6 +92,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--fleet-shard", type=_positive_int, metavar="N",
                         help="train at most N adapters of a fleet at once (default 64): memory grows with N, not with the "
                              "number of personas; a killed run resumes at the first shard not yet in the bank")
+    add_executor_arguments(parser)
     parser.add_argument("--force", action="store_true", help="retrain a run directory (and its repeats) that is already trained")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
@@ -125,13 +136,44 @@ def execution_flags(args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in flags.items() if v is not None}
 
 
+def add_executor_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("executor (where fleet shards train; see 'executors' below)")
+    group.add_argument("--executor", choices=("local", "ray"),
+                       help="local: in this process, one shard after another (default); ray: shards as Ray tasks")
+    group.add_argument("--ray-address", metavar="HOST:PORT",
+                       help="a running Ray cluster's head (default: RAY_ADDRESS, else a private cluster on this machine)")
+    group.add_argument("--cpus-per-task", type=float, metavar="N",
+                       help="CPUs per Ray task, and its torch threads (default 1)")
+    group.add_argument("--gpus-per-task", type=float, metavar="N",
+                       help="GPUs per Ray task (default 0; 0.5 puts two shards on one GPU)")
+    group.add_argument("--max-retries", type=int, metavar="N",
+                       help="times a Ray task is submitted again when its worker or node dies (default 2; 0: never)")
+
+
+def executor_from_args(args: argparse.Namespace, base: Any = None):
+    """The ``ExecutorSpec`` the flags ask for over ``base`` (a plan's); None: in this process."""
+    from personalab.run.executor import executor_spec
+
+    if args.ray_address and (args.executor or getattr(base, "kind", "local")) != "ray":
+        raise PersonalabError("--ray-address is for the ray executor: add --executor ray")
+    return executor_spec(args.executor, args.ray_address, args.cpus_per_task, args.gpus_per_task,
+                         args.max_retries, base)
+
+
 def run(args: argparse.Namespace) -> int:
-    from personalab.rundir import train_repeats
+    from personalab.run.executor import make_executor
+    from personalab.run.rundir import train_repeats
 
     config = config_from_args(args)
+    executor = make_executor(executor_from_args(args))  # Ray missing or unreachable fails before any work
     seeds = f", seeds {config.seed} to {config.seed + args.repeats - 1}" if args.repeats > 1 else ""
-    print(f"training {config.strategy!r} on {config.data} with {config.model.name} (preset {config.preset}{seeds}) -> {args.out}")
-    train_repeats(config, args.out, args.repeats, progress=not args.quiet, force=args.force, reuse=args.reuse)
+    where = f" on Ray ({executor.describe()})" if executor.kind == "ray" else ""
+    print(f"training {config.strategy!r} on {config.data} with {config.model.name} (preset {config.preset}{seeds}){where} -> {args.out}")
+    try:
+        train_repeats(config, args.out, args.repeats, progress=not args.quiet, force=args.force, reuse=args.reuse,
+                      executor=executor)
+    finally:
+        executor.close()
     print(f"done: {args.out}\nnext: personalab evaluate {args.out}")
     return 0
 
@@ -146,7 +188,7 @@ def _positive_int(text: str) -> int:
 def config_from_args(args: argparse.Namespace) -> "RunConfig":
     """Preset, then the config file, then flags: each later source overrides the earlier."""
     from personalab.models.base import ModelSpec
-    from personalab.rundir import RunConfig, read_run_config
+    from personalab.run.rundir import RunConfig, read_run_config
     from personalab.train.presets import resolve_settings
 
     # A key set to null in the file is not given there, as in plans.

@@ -49,3 +49,36 @@ class LoraWeights:
         """``scale * B @ A`` (``[out, in]``), in float32 or wider, for merges and checks."""
         dtype = torch.promote_types(self.A.dtype, torch.float32)
         return self.scale * (self.B.to(dtype) @ self.A.to(dtype))
+
+
+def weights_to_bytes(weights: "dict[str, LoraWeights]") -> bytes:
+    """``{module_path: LoraWeights}`` as one safetensors blob, the form an adapter travels in
+    between processes (a Ray worker to the driver): tensors only, never pickle. The scales
+    ride in the header's metadata as ``repr`` of the float, which reads back exactly."""
+    from safetensors.torch import save
+
+    tensors, scales = {}, {}
+    for path, lora in weights.items():
+        tensors[f"{path}.A"] = lora.A.detach().cpu().contiguous()
+        tensors[f"{path}.B"] = lora.B.detach().cpu().contiguous()
+        scales[path] = repr(lora.scale)
+    return save(tensors, metadata=scales)
+
+
+def weights_from_bytes(data: bytes) -> "dict[str, LoraWeights]":
+    """The weights ``weights_to_bytes`` wrote, bit for bit."""
+    from safetensors.torch import load
+
+    tensors = load(data)
+    paths = sorted({name.rsplit(".", 1)[0] for name in tensors})
+    scales = _metadata(data)
+    return {path: LoraWeights(tensors[f"{path}.A"], tensors[f"{path}.B"], float(scales[path])) for path in paths}
+
+
+def _metadata(data: bytes) -> dict[str, str]:
+    # safetensors' header: an 8-byte little-endian length, then JSON with "__metadata__".
+    import json
+    import struct
+
+    (length,) = struct.unpack("<Q", data[:8])
+    return json.loads(data[8 : 8 + length]).get("__metadata__", {})

@@ -5,53 +5,21 @@ seed.
 A p-value describes one trained instance; with ~30 rows per persona the spread from one
 training seed to the next can be as large as the gain, so a gain is believable only when it
 holds under every seed. The runs themselves live in ``RUN_DIR/repeats/seed<S>/``
-(``personalab.rundir.repeat_runs``); the seed-by-seed results go into the run's
-``eval/<split>/metrics.json`` as ``"repeats"``, its own seed first.
+(``personalab.run.rundir.repeat_runs``); ``personalab.run.evaluation.evaluate_repeats`` puts
+the seed-by-seed results into the run's ``eval/<split>/metrics.json`` as ``"repeats"``, its own
+seed first.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from personalab.data.atomic import atomic_write_text
 from personalab.evaluate.compare import METRICS, compare_runs, metric_label
 from personalab.evaluate.figures import companion, label, shown
-
-
-def evaluate_repeats(root: Path, split: str, metrics: dict[str, Any], progress: bool = True,
-                     say: Callable[[str], None] = print, generation: Any = None) -> list[dict[str, Any]]:
-    """Evaluate every repeat of the run at ``root`` on ``split`` (``metrics``: the run's own,
-    just evaluated; ``generation``: its generation settings) and record the run's two main
-    figures per seed (accuracy and macro-F1, or ROUGE-L and BLEU) in the run's metrics.json.
-    Returns that list, empty when the run has no repeats."""
-    # Imported here: comparing reads only files, and should not wait for torch to load.
-    from personalab.evaluate.evaluation import evaluate_run
-    from personalab.rundir import repeat_runs
-
-    runs = repeat_runs(root)
-    if len(runs) == 1:
-        return []
-    (own_seed, _), repeats = runs[0], runs[1:]
-    results = [_seed_result(own_seed, metrics, Path("."))]
-    for number, (seed, folder) in enumerate(repeats, 2):
-        say(f"evaluating repeat {number} of {len(runs)} (seed {seed}): {folder}")
-        # The references need no adapter, so the seed changes nothing in them: shown once, with the run.
-        repeat = evaluate_run(folder, split, progress=progress, references=False, generation=generation)
-        results.append(_seed_result(seed, repeat, folder.relative_to(root)))
-    metrics["repeats"] = results
-    atomic_write_text(Path(root) / "eval" / split / METRICS, json.dumps(metrics, indent=2))
-    return results
-
-
-def _seed_result(seed: int, metrics: dict[str, Any], folder: Path) -> dict[str, Any]:
-    # The folder, relative to the run, lets a comparison find each seed's predictions.
-    headline = metrics.get("headline", "accuracy")
-    return {"seed": seed, "headline": headline, headline: metrics[headline],
-            companion(headline): metrics[companion(headline)], "run": folder.as_posix()}
 
 
 def spread(values) -> tuple[float, float]:

@@ -32,7 +32,7 @@ from personalab.errors import PersonalabError
 from personalab.models.decoding import GenerationSettings
 from personalab.routing import Ensemble, PersonaBias, Personalizer, RoutingTable, generate_tables
 from personalab.routing.scoring import personalizer_scores
-from personalab.rundir import Run
+from personalab.run.rundir import Run
 
 ROUTER_DIR = "router"
 SCORE_CHUNK = 256  # rows per engine call, as evaluation scores them

@@ -40,7 +40,7 @@ from personalab.export.plan import (
     served_name,
 )
 from personalab.routing import Ensemble, PersonaBias, Personalizer, personalizer_from_json, vectors_of
-from personalab.rundir import PERSONALIZER, RunConfig, run_config
+from personalab.run.rundir import PERSONALIZER, RunConfig, run_config
 from personalab.train.head import HEAD_FILE
 
 FORMAT = 1

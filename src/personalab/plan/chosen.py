@@ -17,7 +17,7 @@ from typing import Any
 from personalab.errors import PersonalabError
 from personalab.plan.record import PLAN_JSON
 
-PERSONALIZER = "personalizer.json"  # what marks a complete run (``personalab.rundir``)
+PERSONALIZER = "personalizer.json"  # what marks a complete run (``personalab.run.rundir``)
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,12 @@ from typing import Any
 from personalab.data.yaml_reader import Reader, join, load_yaml_mapping, type_name
 from personalab.errors import PersonalabError
 from personalab.models.base import ModelSpec
+from personalab.run.executor import ExecutorSpec
 from personalab.plan.spec import METRICS, SELECTION_SPLITS, STOP_RULES, Acceptance, Candidate, Gate, PlanSpec
 
 TOP_KEYS = ("data", "model", "preset", "settings", "seed", "holdout", "baseline", "candidates",
-            "acceptance", "stop", "time_budget_minutes", "select_on", "repeats", "description", "metric", "fleet_shard")
+            "acceptance", "stop", "time_budget_minutes", "select_on", "repeats", "description", "metric", "fleet_shard",
+            "executor")
 # Keys earlier versions took, and what replaced them: said plainly instead of "unknown key".
 RETIRED = {
     "split": "replaced by `select_on: val | test`: candidates are chosen on the select_on rows and the "
@@ -74,9 +76,24 @@ class _PlanReader(Reader):
             repeats=self.repeats(data),
             metric=self.choice(data, "metric", "", METRICS, "accuracy") if data.get("metric") is not None else None,
             description=self.value(data, "description", "", "a string", "").strip(), source=self.source,
+            executor=self.executor(data.get("executor")),
         )
         self._check_names(spec)
         return spec
+
+    def executor(self, data: Any) -> ExecutorSpec | None:
+        """``executor: {kind: ray, address: ..., cpus_per_task: ..., gpus_per_task: ..., max_retries: ...}``:
+        where the fleet shards train (how, not what: no step key holds it)."""
+        if data is None:
+            return None
+        given = self.fields(data, ExecutorSpec, "executor")
+        if given is None:
+            return None
+        try:
+            return ExecutorSpec(**given)
+        except (PersonalabError, TypeError) as error:
+            self.problem("executor", str(error))
+            return None
 
     def candidates(self, data: dict, preset: str, settings: dict) -> list[Candidate]:
         items = self.value(data, "candidates", "", "a list", [], required=True)

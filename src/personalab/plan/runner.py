@@ -77,19 +77,29 @@ class PlanResult:
 
 
 def run_plan(spec: PlanSpec, out: str | Path, progress: bool = True, steps: Steps | None = None,
-             verbose: bool = False) -> PlanResult:
+             verbose: bool = False, executor: Any = None) -> PlanResult:
     """Run (or resume) ``spec`` in the folder ``out``. ``progress``: step lines on stderr;
-    ``verbose``: the training and evaluation bars too; ``steps``: the work (tests script it)."""
+    ``verbose``: the training and evaluation bars too; ``steps``: the work (tests script it);
+    ``executor``: trains the fleet shards (default: the one ``spec.executor`` names, made here
+    and closed at the end). Whatever executes the work, only this process writes the ledger,
+    the banks and the reports."""
     out = Path(out)
     dataset_hash(spec.data, spec.source)  # a missing dataset fails before RUN_DIR is made
     metric = spec.metric_for(load_spec(spec.data).task)  # and so does a metric the task cannot have
     out.mkdir(parents=True, exist_ok=True)
     with plan_lock(out):
-        runner = _Runner(spec, out, steps or Steps.real(), progress, verbose, metric)
+        owned = executor is None and steps is None and spec.executor is not None
+        if owned:
+            from personalab.run.executor import make_executor
+
+            executor = make_executor(spec.executor)
+        runner = _Runner(spec, out, steps or Steps.real(executor), progress, verbose, metric)
         try:
             return runner.run()
         finally:
             runner.ledger.close()
+            if owned:
+                executor.close()
 
 
 @dataclass

@@ -116,6 +116,9 @@ class PlanSpec:
     classification dataset, a generation metric (``rougeL``, ``rouge1``, ...) for a generation
     one; None: accuracy or ROUGE-L, by the dataset's task."""
     description: str = ""
+    executor: Any = None
+    """Where fleet shards train (``personalab.run.executor.ExecutorSpec``; None: in this
+    process). How, not what: no step key holds it, so a plan resumes across executors."""
     source: str = "<plan>"
     """The file it was read from, for messages."""
 
@@ -136,7 +139,7 @@ class PlanSpec:
     def run_config(self, candidate: Candidate, seed: int | None = None):
         """The ``RunConfig`` that trains ``candidate``: preset, then the plan's settings, then
         the candidate's own settings; under the plan's seed unless ``seed`` is given."""
-        from personalab.rundir import RunConfig
+        from personalab.run.rundir import RunConfig
         from personalab.train.presets import resolve_settings
 
         preset = candidate.preset or self.preset

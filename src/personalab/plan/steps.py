@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -46,8 +47,10 @@ class Steps:
     clock: Callable[[], float] = time.perf_counter
 
     @classmethod
-    def real(cls) -> "Steps":
-        return cls(cluster=cluster_step, train=train_step, evaluate=evaluate_step, compare=compare_step,
+    def real(cls, executor: Any = None) -> "Steps":
+        """The real work; ``executor`` (``personalab.run.executor``) trains the fleet shards."""
+        train = partial(train_step, executor=executor) if executor is not None else train_step
+        return cls(cluster=cluster_step, train=train, evaluate=evaluate_step, compare=compare_step,
                    references=references_step)
 
 
@@ -72,20 +75,23 @@ def cluster_step(config, grouping: dict[str, Any], folder: Path) -> dict[str, An
             "sizes": clustering.sizes, "grouping": grouping, "clustering": json.loads(clustering.to_json())}
 
 
-def train_step(config, run_dir: Path, reuse: Sequence[Path], progress: bool) -> dict[str, Any]:
-    from personalab.rundir import train_run, training_records
+def train_step(config, run_dir: Path, reuse: Sequence[Path], progress: bool, executor: Any = None) -> dict[str, Any]:
+    from personalab.run.rundir import train_run, training_records
 
     # Only runs that have a bank can lend adapters (a strategy that failed early has none).
     lenders = [Path(r) for r in reuse if (Path(r) / "bank" / "manifest.json").exists()]
-    train_run(config, run_dir, progress=progress, reuse=lenders)
+    train_run(config, run_dir, progress=progress, reuse=lenders, executor=executor)
     records = training_records(run_dir)
     clustering = records.get("clustering") or {}
-    return {"train_seconds": records.get("seconds"), "reused": sorted(records.get("reused") or {}),
-            "silhouette": clustering.get("silhouette"), "k": clustering.get("k")}
+    metrics = {"train_seconds": records.get("seconds"), "reused": sorted(records.get("reused") or {}),
+               "silhouette": clustering.get("silhouette"), "k": clustering.get("k")}
+    if "executor" in records:  # the ledger shows where shards trained, and every retry
+        metrics["executor"] = records["executor"]
+    return metrics
 
 
 def evaluate_step(run_dir: Path, split: str, progress: bool) -> dict[str, Any]:
-    from personalab.evaluate.evaluation import evaluate_run
+    from personalab.run.evaluation import evaluate_run
 
     metrics = evaluate_run(run_dir, split, progress=progress)
     return {name: metrics[name] for name in EVALUATION_FIELDS if name in metrics}

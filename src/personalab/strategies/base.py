@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from personalab.bank import AdapterBank
 from personalab.data.schema import Dataset
@@ -35,6 +35,13 @@ class FitContext:
     fleet_shard: int = 64  # at most this many adapters of a fleet train at once (memory)
     records: dict[str, Any] = field(default_factory=dict)  # what the strategy wants reported
     memo: dict[str, Any] = field(default_factory=dict)  # computed once per fit, shared, not recorded
+    executor: Any = None
+    """Where fleet shards train (``personalab.run.executor``): None or a local executor, in
+    this process one after another; else as tasks elsewhere (Ray), each returning its
+    adapters as bytes for this process alone to write into the bank."""
+    build_backend: Callable[[], Backend] | None = None
+    """Builds ``backend`` afresh (before any head is loaded into it), picklable: how a worker
+    of an executor elsewhere loads the same base model itself."""
 
 
 class Strategy(Protocol):

@@ -24,6 +24,7 @@ from personalab.data.faults import fault_point
 from personalab.engine import Route
 from personalab.errors import PersonalabError
 from personalab.strategies.base import FitContext
+from personalab.strategies.shard_tasks import checked_weights, train_shards_elsewhere
 from personalab.engine import MultiLoraModel
 from personalab.train.head import HEAD_FILE, head_parameters, load_head, save_head
 from personalab.train.fleet import ExtraParameters, Member, train_fleet
@@ -204,13 +205,27 @@ def train_sharded(context, members: Sequence[Member], wanted: Mapping[str, str],
     done = reuse_adapters(context, wanted)
     # Shards are cut before what is done is taken out, so a resumed run trains the same shards.
     shards = fleet_shards(members, context.fleet_shard)
-    for number, shard in enumerate(shards, 1):
-        todo = [m for m in shard if m.name not in done]
-        if not todo:
-            continue
-        shard_label = label if len(shards) == 1 else f"{label} {number}/{len(shards)}"
-        engine, results = train_members(context, todo, settings, on_top_of_unified, shard_label)
-        save_members(context, engine, [(m.name, m, results[m.name], wanted[m.name], {}) for m in todo],
+    todo = [(number, [m for m in shard if m.name not in done]) for number, shard in enumerate(shards, 1)]
+    todo = [(number, shard) for number, shard in todo if shard]
+    if getattr(context.executor, "in_process", True):
+        _train_shards_here(context, todo, len(shards), wanted, settings, on_top_of_unified, label)
+        return
+
+    def save(trained) -> None:
+        saved = [(a.name, checked_weights(a), a.result, wanted[a.name], len(by_name[a.name].train)) for a in trained]
+        _save_adapters(context, saved, on_top_of_unified, settings)
+
+    by_name = {m.name: m for m in members}
+    train_shards_elsewhere(context, todo, len(shards), save, settings, on_top_of_unified, label)
+
+
+def _train_shards_here(context, todo, count: int, wanted, settings, on_top_of_unified: bool, label: str) -> None:
+    # In this process, one shard after another over the backend already loaded: what a local
+    # executor does, without a task's detour through bytes.
+    for number, shard in todo:
+        shard_label = label if count == 1 else f"{label} {number}/{count}"
+        engine, results = train_members(context, shard, settings, on_top_of_unified, shard_label)
+        save_members(context, engine, [(m.name, m, results[m.name], wanted[m.name], {}) for m in shard],
                      on_top_of_unified, settings)
         engine.unwrap()  # the shard's adapters are freed; the base model is as it was
         fault_point("fleet.shard_saved", run=context.run_dir, shard=number)
@@ -244,11 +259,18 @@ def save_members(context, engine, saved, on_top_of_unified, settings: TrainSetti
     """Trained members saved to the bank in one commit (all or none), each
     ``(bank name, member, its training result, fingerprint, extra data)``, with their records;
     their configs name the target modules as PEFT's would (``settings.target_roles``)."""
+    _save_adapters(context, [(name, engine.adapter_weights(member.name), result, wanted, len(member.train), data)
+                             for name, member, result, wanted, data in saved], on_top_of_unified, settings)
+
+
+def _save_adapters(context, saved, on_top_of_unified, settings: TrainSettings) -> None:
+    """``(bank name, engine weights, training result, fingerprint, train rows[, extra data])``
+    each, into the bank in one commit: the one place a fleet's adapters are written."""
     targets = context.backend.target_modules(settings.target_roles)
     adapters = []
-    for name, member, result, wanted, data in saved:
-        adapters.append((name, engine.adapter_weights(member.name), {"target_modules": targets,
-            "data": {"rows": len(member.train), **data}, "scores": {"val_loss": result.best_val_loss},
+    for name, weights, result, wanted, rows, *data in saved:
+        adapters.append((name, weights, {"target_modules": targets,
+            "data": {"rows": rows, **(data[0] if data else {})}, "scores": {"val_loss": result.best_val_loss},
             "config_hash": context.config_hash, "fingerprint": wanted,
             "on_top_of": UNIFIED if on_top_of_unified else None}))
         context.records.setdefault("training", {})[name] = result.to_dict()

@@ -14,7 +14,7 @@ from personalab.data.schema import Dataset, DatasetSpec, Example, Persona
 from personalab.data.splits import without_training_rows
 from personalab.evaluate import references
 from personalab.evaluate.compare import compare_runs
-from personalab.evaluate.evaluation import format_metrics
+from personalab.run.evaluation import format_metrics
 from personalab.evaluate.references import (
     REFERENCES,
     fit_references,

@@ -37,7 +37,7 @@ from personalab.errors import PersonalabError
 from personalab.export.answer import PersonaAnswers, Question, answer_all
 from personalab.models.decoding import GenerationSettings
 from personalab.routing import Ensemble, PersonaBias
-from personalab.rundir import Run
+from personalab.run.rundir import Run
 from personalab.export.serve.batcher import Batcher, BatchSettings, Busy
 from personalab.export.serve.schema import (
     ErrorResponse, HealthResponse, PersonasResponse, PredictRequest, PredictResponse,

@@ -23,6 +23,7 @@ import platform
 import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -156,10 +157,13 @@ class Run:
 
 
 def train_run(
-    config: RunConfig, out: Path, progress: bool = True, force: bool = False, reuse: Sequence[Path] = ()
+    config: RunConfig, out: Path, progress: bool = True, force: bool = False, reuse: Sequence[Path] = (),
+    executor: Any = None,
 ) -> Personalizer:
     """Train ``config.strategy`` into a new run directory ``out``, taking adapters that earlier
-    runs ``reuse`` trained from identical inputs (same fingerprint) instead of retraining them."""
+    runs ``reuse`` trained from identical inputs (same fingerprint) instead of retraining them.
+    ``executor`` (``personalab.run.executor``; None: this process) trains the fleet shards;
+    whatever it is, only this process writes into ``out``."""
     out = Path(out)
     if (out / PERSONALIZER).exists() and not force:
         raise PersonalabError(f"{out} already holds a trained run; pass --force to overwrite it, or choose another --out")
@@ -169,7 +173,8 @@ def train_run(
     held_out = config.held_out(dataset)
     dataset = without_training_rows(dataset, held_out)
     dataset, augmented = _augmented(config, dataset)
-    backend = _backend(config, dataset)
+    build = backend_builder(config, dataset)
+    backend = build()
     out.mkdir(parents=True, exist_ok=True)
     resuming = _killed_run_of(out, config, data_hash)
     # The personalizer marks a complete run: drop it first so that a crash while retraining
@@ -189,6 +194,7 @@ def train_run(
         config_hash=config.config_hash(),
         base_identity=fingerprint(model=config.model.identity(), data=dataset_fingerprint(dataset), seed=config.seed),
         reuse=[_trained_run(Path(r)) for r in reuse], fleet_shard=config.fleet_shard,
+        executor=executor, build_backend=build,
     )
     context.records["held_out_personas"] = held_out
     if augmented:
@@ -274,7 +280,7 @@ def repeat_runs(root: Path) -> list[tuple[int, Path]]:
 
 def train_repeats(
     config: RunConfig, out: Path, repeats: int = 1, *, progress: bool = True, force: bool = False,
-    reuse: Sequence[Path] = (), say: Callable[[str], None] = print,
+    reuse: Sequence[Path] = (), say: Callable[[str], None] = print, executor: Any = None,
 ) -> None:
     """Train ``config`` into ``out`` under its seed, then ``repeats - 1`` more times under
     seed + 1, ... into ``repeat_dir(out, seed)``, saying how each went. A run already complete
@@ -291,7 +297,7 @@ def train_repeats(
         if repeats > 1:
             say(f"{name}: training")
         started = time.perf_counter()
-        train_run(seeded, target, progress=progress, force=force, reuse=_lenders(reuse, seed))
+        train_run(seeded, target, progress=progress, force=force, reuse=_lenders(reuse, seed), executor=executor)
         if repeats > 1:
             say(f"{name}: trained in {time.perf_counter() - started:.0f} s")
 
@@ -328,8 +334,14 @@ def training_records(root: Path) -> dict[str, Any]:
 
 
 def _backend(config: RunConfig, dataset: Dataset) -> Backend:
-    choices = _label_set(dataset)
-    return build_backend(config.model, choices, dataset.profiles, seed=config.seed, task=dataset.spec.task)
+    return backend_builder(config, dataset)()
+
+
+def backend_builder(config: RunConfig, dataset: Dataset) -> Callable[[], Backend]:
+    """A picklable call that builds the run's backend: here, and in a worker of an executor
+    elsewhere, which loads the same base model from its own node (path or cache)."""
+    return partial(build_backend, config.model, _label_set(dataset), dict(dataset.profiles), seed=config.seed,
+                   task=dataset.spec.task)
 
 
 def _label_set(dataset: Dataset) -> tuple[str, ...]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -21,11 +21,12 @@ from personalab.data.atomic import atomic_write_jsonl, atomic_write_text
 from personalab.errors import PersonalabError
 from personalab.evaluate.metrics import classification_metrics
 from personalab.evaluate.references import REFERENCES, reference_accuracies, unavailable_references
-from personalab.evaluate.figures import label
+from personalab.evaluate.compare import METRICS
+from personalab.evaluate.figures import companion, label
 from personalab.evaluate.text_metrics import ROW_METRICS, generation_metrics, own_vs_other, row_scores
 from personalab.models.decoding import GenerationSettings
 from personalab.routing import generate, predict
-from personalab.rundir import Run, open_run, training_records
+from personalab.run.rundir import Run, open_run, repeat_runs, training_records
 
 # The label column of format_metrics: wide enough for the longest reference label (indented by 2).
 _WIDTH = max(34, 2 + max(len(label) for label in REFERENCES.values()))
@@ -189,3 +190,31 @@ def _per_persona_line(metrics: dict[str, Any], name: str) -> str:
 
 def _percent(value: float) -> str:
     return f"{value:.2%}"
+
+
+def evaluate_repeats(root: Path, split: str, metrics: dict[str, Any], progress: bool = True,
+                     say: Callable[[str], None] = print, generation: Any = None) -> list[dict[str, Any]]:
+    """Evaluate every repeat of the run at ``root`` on ``split`` (``metrics``: the run's own,
+    just evaluated; ``generation``: its generation settings) and record the run's two main
+    figures per seed (accuracy and macro-F1, or ROUGE-L and BLEU) in the run's metrics.json.
+    Returns that list, empty when the run has no repeats."""
+    runs = repeat_runs(root)
+    if len(runs) == 1:
+        return []
+    (own_seed, _), repeats = runs[0], runs[1:]
+    results = [_seed_result(own_seed, metrics, Path("."))]
+    for number, (seed, folder) in enumerate(repeats, 2):
+        say(f"evaluating repeat {number} of {len(runs)} (seed {seed}): {folder}")
+        # The references need no adapter, so the seed changes nothing in them: shown once, with the run.
+        repeat = evaluate_run(folder, split, progress=progress, references=False, generation=generation)
+        results.append(_seed_result(seed, repeat, folder.relative_to(root)))
+    metrics["repeats"] = results
+    atomic_write_text(Path(root) / "eval" / split / METRICS, json.dumps(metrics, indent=2))
+    return results
+
+
+def _seed_result(seed: int, metrics: dict[str, Any], folder: Path) -> dict[str, Any]:
+    # The folder, relative to the run, lets a comparison find each seed's predictions.
+    headline = metrics.get("headline", "accuracy")
+    return {"seed": seed, "headline": headline, headline: metrics[headline],
+            companion(headline): metrics[companion(headline)], "run": folder.as_posix()}
