@@ -59,16 +59,21 @@ GRID = {"lr": [1e-3, 1e-2], "epochs": [1, 2]}
 
 
 def test_a_recipe_grid_keeps_the_recipe_with_the_lowest_pooled_val_loss_for_every_persona(synth_dir, tmp_path):
-    def run(out, settings, options):
+    def run(out, settings, options, fleet_shard=64):
         config = RunConfig(data=str(synth_dir), strategy="per_persona", model=ModelSpec(name="tiny-classifier"),
-                           strategy_options={"on_top_of": "unified", **options}, settings=settings)
+                           strategy_options={"on_top_of": "unified", **options}, settings=settings,
+                           fleet_shard=fleet_shard)
         train_run(config, out, progress=False, reuse=[tmp_path / "grid"] if out.name != "grid" else [])
         return AdapterBank(out / "bank")
 
-    grid_bank = run(tmp_path / "grid", resolve_settings(epochs=1), {"grid": GRID})
+    # Six personas x four recipes in shards of five: the grid's adapters pass through the bank.
+    grid_bank = run(tmp_path / "grid", resolve_settings(epochs=1), {"grid": GRID}, fleet_shard=5)
     recipes = training_records(tmp_path / "grid")["recipes"]
     assert len(recipes["val_loss"]) == 4
     assert recipes["chosen"] == min(recipes["val_loss"], key=recipes["val_loss"].get)
+    kept_names = [n for n in grid_bank.names() if n.startswith("persona/")]
+    assert set(grid_bank.names()) == {"unified", *kept_names}  # the other recipes left the bank
+    assert set(training_records(tmp_path / "grid")["training"]) == {"unified", *kept_names}
     kept = {json.dumps(grid_bank.entry(n)["data"]["recipe"]) for n in grid_bank.names() if n.startswith("persona/")}
     assert len(kept) == 1  # one recipe for every persona
     chosen = json.loads(kept.pop())

@@ -20,6 +20,7 @@ import contextlib
 import difflib
 import json
 import os
+import shutil
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -208,6 +209,20 @@ class AdapterBank:
                         _remove_if_empty(target.parent, self.root)
                 raise
         return [self.root / entry["directory"] for _, _, (entry, _) in entries]  # previous versions go with staging
+
+    def remove(self, names: Iterable[str]) -> None:
+        """Take the named adapters (those present) out of the bank: the manifest forgets them
+        in one write, then their folders go (a kill between leaves folders nothing names)."""
+        with locked(self.root / LOCK):
+            document = self._read()
+            gone = [document["adapters"].pop(name) for name in set(names) if name in document["adapters"]]
+            if not gone:
+                return
+            self._write(document)
+            for entry in gone:
+                folder = self.root / entry["directory"]
+                shutil.rmtree(folder, ignore_errors=True)
+                _remove_if_empty(folder.parent, self.root)
 
     def _entry(self, name: str, staged: Path, base: dict[str, Any], fields: dict[str, Any]) -> tuple[dict, dict]:
         """The manifest entry of the adapter folder ``staged``, and its tensor shapes."""

@@ -3,8 +3,8 @@
 One guess of learning rate and epochs (5e-4, 3 epochs) leaves most persona adapters near where
 they started when each persona has ~30 rows. With ``grid: {lr: [...], epochs: [...]}`` every
 persona adapter is trained under every recipe of the grid (their product), all of them as
-one fleet: one pass over the data per epoch trains every (persona, recipe) pair, each with its
-own schedule and early stopping. Then ONE recipe is kept for all personas: the one whose
+fleet shards: one pass over the data per epoch trains every (persona, recipe) pair of a shard,
+each with its own schedule and early stopping. Then ONE recipe is kept for all personas: the one whose
 adapters have the lowest validation loss pooled over every persona's val rows.
 
 Why one recipe for all and not one per persona: a persona has ~10 val rows, and the best of
@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence
 from personalab.errors import PersonalabError
 from personalab.strategies.base import FitContext
 from personalab.strategies.steps import (
-    ensure_unified, fingerprint, reuse_adapter, rows_by_persona, save_members, train_members,
+    ensure_unified, fingerprint, fleet_shards, reuse_adapters, rows_by_persona, train_sharded,
 )
 from personalab.train.fleet import Member
 
@@ -87,37 +87,70 @@ def train_with_recipes(
     batch_size: int,
     label: str,
 ) -> None:
-    """One adapter per group (adapter name -> its personas) under every recipe of ``grid``, as
-    one fleet; the adapters of the recipe with the lowest pooled val loss go to the bank under
-    the group's name. A grid is all or nothing: reused only when every adapter is."""
+    """One adapter per group (adapter name -> its personas) under every recipe of ``grid``,
+    trained in fleet shards into the bank as ``recipe<k>/<group>`` (so a killed grid resumes at
+    its first unfinished shard); the adapters of the recipe with the lowest pooled val loss
+    then become the groups' own, and the others leave the bank. A grid is all or nothing:
+    reused only when every group's adapter is."""
     unified = ensure_unified(context)
     settings = replace(context.settings, batch_size=batch_size)
     recipes = expand(grid, settings.lr, settings.epochs)
     train, val = rows_by_persona(context.dataset, "train"), rows_by_persona(context.dataset, "val")
     plain = {name: Member(name, [r for p in ps for r in train[p]], [r for p in ps for r in val[p]])
              for name, ps in groups.items()}
-    wanted = {name: fingerprint(
-        kind="group-recipes", name=name, base=context.base_identity, unified=unified, settings=settings.to_dict(),
-        recipes=[vars(r) for r in recipes], under=on_top_of_unified,
-        rows=[(r.persona_id, r.input, r.output) for r in m.train + m.val]) for name, m in plain.items()}
-    if all(reuse_adapter(context, name, wanted[name]) for name in plain):
+    common = dict(base=context.base_identity, unified=unified, settings=settings.to_dict(), under=on_top_of_unified)
+    rows = {name: [(r.persona_id, r.input, r.output) for r in m.train + m.val] for name, m in plain.items()}
+    wanted = {name: fingerprint(kind="group-recipes", name=name, recipes=[vars(r) for r in recipes], rows=rows[name],
+                                **common) for name in plain}
+    if reuse_adapters(context, wanted) == set(plain):
         return
-    members = [Member(f"recipe{k}/{name}", m.train, m.val, lr=recipe.lr, epochs=recipe.epochs, seed_key=name)
-               for k, recipe in enumerate(recipes) for name, m in plain.items()]
-    engine, results = train_members(context, members, settings, on_top_of_unified, label)
-    pooled = [pooled_val_loss({name: results[f"recipe{k}/{name}"].best_val_loss for name in plain}, plain)
+    members, trained_wanted = [], {}
+    for k, recipe in enumerate(recipes):
+        for name, m in plain.items():
+            members.append(Member(recipe_name(k, name), m.train, m.val, lr=recipe.lr, epochs=recipe.epochs,
+                                  seed_key=name))
+            trained_wanted[recipe_name(k, name)] = fingerprint(kind="group-recipe", name=name, recipe=vars(recipe),
+                                                               rows=rows[name], **common)
+    train_sharded(context, members, trained_wanted, settings, on_top_of_unified, label)
+    scores = {name: entry["scores"]["val_loss"] for name, entry in context.bank.manifest().items()
+              if name in trained_wanted}
+    pooled = [pooled_val_loss({name: scores[recipe_name(k, name)] for name in plain}, plain)
               for k in range(len(recipes))]
     chosen = min(range(len(recipes)), key=lambda k: (pooled[k], k))
-    picked = [f"recipe{chosen}/{name}" for name in plain]
-    save_members(context, engine, [(name, replace(member, name=trained), results[trained], wanted[name],
-                                    {"recipe": vars(recipes[chosen])})
-                                   for (name, member), trained in zip(plain.items(), picked)], on_top_of_unified,
-                 settings)
-    engine.unwrap()
+    _keep_recipe(context, plain, chosen, recipes[chosen], wanted, settings, on_top_of_unified)
+    context.bank.remove(trained_wanted)
     context.records["recipes"] = {
         "chosen": recipes[chosen].describe(),
         "val_loss": {recipe.describe(): loss for recipe, loss in zip(recipes, pooled)},
     }
+
+
+def recipe_name(k: int, group: str) -> str:
+    """The bank name of ``group``'s adapter under recipe ``k`` while the grid is chosen."""
+    return f"recipe{k}/{group}"
+
+
+def _keep_recipe(context, plain, chosen: int, recipe: Recipe, wanted, settings, on_top_of_unified) -> None:
+    """Recipe ``chosen``'s adapters copied to their groups' names, a shard per bank commit, and
+    its training records with them (the other recipes' records go)."""
+    targets = context.backend.target_modules(settings.target_roles)
+    training = context.records.setdefault("training", {})
+    for shard in fleet_shards(list(plain), context.fleet_shard):
+        adapters = []
+        for name in shard:
+            trained = recipe_name(chosen, name)
+            entry = context.bank.entry(trained)
+            adapters.append((name, context.bank.read_weights(trained), {
+                "target_modules": targets, "data": {**entry["data"], "recipe": vars(recipe)},
+                "scores": entry["scores"], "config_hash": context.config_hash, "fingerprint": wanted[name],
+                "on_top_of": entry.get("on_top_of")}))
+        context.bank.save_many_weights(adapters, str(context.backend.resolved.path))
+    for name in plain:
+        record = training.pop(recipe_name(chosen, name), None)
+        if record is not None:  # None: trained by an earlier, killed attempt
+            training[name] = record
+    for key in [key for key in training if key.startswith("recipe")]:
+        del training[key]
 
 
 def pooled_val_loss(losses: Mapping[str, float], members: Mapping[str, Member]) -> float:
