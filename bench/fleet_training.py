@@ -64,9 +64,9 @@ class TokenCounter:
         self.tokens, self._collate = 0, backend.collate
         backend.collate = self
 
-    def __call__(self, rows, route_ids=None):
-        batch = self._collate(rows, route_ids=route_ids)
-        self.tokens += batch["input_ids"].numel()
+    def __call__(self, rows, route_ids=None, share_prefixes=False):
+        batch = self._collate(rows, route_ids=route_ids, share_prefixes=share_prefixes)
+        self.tokens += batch["input_ids"].numel() + (batch["prefix_ids"].numel() if "prefix_ids" in batch else 0)
         return batch
 
 

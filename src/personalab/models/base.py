@@ -104,11 +104,14 @@ class Backend(Protocol):
         adapter, e.g. a classifier's new head; empty for a causal LM."""
 
     def collate(
-        self, rows: Sequence[Example], route_ids: Sequence[int] | torch.Tensor | None = None
+        self, rows: Sequence[Example], route_ids: Sequence[int] | torch.Tensor | None = None,
+        share_prefixes: bool = False,
     ) -> dict[str, torch.Tensor]:
         """CPU tensors for a training batch, targets (``labels``) included; with
         ``route_ids`` (one per row, indices into a multi-LoRA engine's route table) also a
-        ``route_ids`` long tensor."""
+        ``route_ids`` long tensor. ``share_prefixes``: the rows of one route may run the
+        beginning they share once (a causal LM: ``personalab.models.shared_prefix``); the
+        losses are the same within float rounding."""
 
     def train_lengths(self, rows: Sequence[Example]) -> list[int]:
         """Tokens in each row's training sequence as ``collate`` builds it (truncated, not

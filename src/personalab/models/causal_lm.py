@@ -4,8 +4,12 @@ Prompt format. With a chat template: a system message (an instruction, plus the 
 profile when the spec gives it) and a user message (the input, plus "Answer with one of: a, b."
 when there is a label set), rendered with the generation prompt; the target is the output
 followed by the eos token. Without a chat template: ``Persona: ...\\nInput: ...\\n[Choices:
-a, b\\n]Answer:`` and the target `` <output>`` (with a leading space) followed by eos. Prompts
-are truncated from the left to ``spec.max_length`` tokens, so the end of the input survives.
+a, b\\n]Answer:`` and the target `` <output>`` (with a leading space) followed by eos. A prompt
+longer than ``spec.max_length`` tokens loses its middle: the first half of the budget keeps the
+template's head (the instruction and the persona profile), the second half the prompt's end
+(the end of the input, the choices and the assistant's turn), as long-context evaluations cut
+prompts (LongBench, Bai et al. 2023). Cutting from the left instead would drop the chat
+template's system header and the persona's identity first.
 
 A closed label set is scored by log-likelihood: a choice's score is the sum of the
 log-probabilities of its continuation tokens (choice tokens and eos) given the prompt. Open
@@ -25,12 +29,14 @@ import transformers
 from jinja2.exceptions import TemplateError
 
 from personalab.data.schema import Example
+from personalab.engine.checkpointing import is_checkpointing
 from personalab.engine.ensemble import Space
 from personalab.models.base import ModelSpec, route_id_tensor
 from personalab.models.decoding import GenerationSettings, decode
 from personalab.models.loading import ResolvedModel, batch_sizes, load_pretrained, load_tokenizer, resolve_model
 from personalab.models.packed_choices import PACKABLE, packed_choice_logprobs
 from personalab.models.rows import allowed_choices, chunks, eval_mode, model_device, pad_sequences, profile_of
+from personalab.models.shared_prefix import is_split, shared_prefix_batch, suffix_logits
 from personalab.models.targets import target_modules_for
 
 IGNORE_INDEX = -100  # label value the loss skips (PyTorch / transformers convention)
@@ -114,7 +120,7 @@ class CausalLMBackend:
             ids = self.tokenizer(text)["input_ids"]
             if ids and ids[-1] == self.tokenizer.eos_token_id:
                 ids = ids[:-1]  # a prompt is not a finished sequence
-        return tuple(ids[-self.spec.max_length :])
+        return tuple(keep_ends(ids, self.spec.max_length))
 
     def continuation_ids(self, output: str) -> list[int]:
         if output not in self._continuation_cache:
@@ -145,24 +151,38 @@ class CausalLMBackend:
     # --- training -----------------------------------------------------------------------
 
     def collate(
-        self, rows: Sequence[Example], route_ids: Sequence[int] | torch.Tensor | None = None
+        self, rows: Sequence[Example], route_ids: Sequence[int] | torch.Tensor | None = None,
+        share_prefixes: bool = False,
     ) -> dict[str, torch.Tensor]:
         """Prompt + target per row, left-padded so that every target ends the sequence;
         ``labels`` are -100 on prompt and padding; ``position_ids`` count from each row's
-        first real token; ``route_ids`` (one per row) are kept for a multi-LoRA engine."""
+        first real token; ``route_ids`` (one per row) are kept for a multi-LoRA engine. With
+        ``share_prefixes`` (and ``route_ids``) the rows of a route run their common beginning
+        once, when that pays (``personalab.models.shared_prefix``)."""
         prompts = [self.prompt_ids(row) for row in rows]
         targets = [self.continuation_ids(row.output) for row in rows]
-        input_ids, attention_mask = pad_sequences(
-            [p + t for p, t in zip(prompts, targets)], self.tokenizer.pad_token_id, "left"
-        )
+        sequences = [p + t for p, t in zip(prompts, targets)]
         labels = [[IGNORE_INDEX] * len(p) + t for p, t in zip(prompts, targets)]
+        target_length = torch.tensor(max(len(t) for t in targets))
+        if share_prefixes and route_ids is not None and self._shares_prefixes():
+            ids = route_id_tensor(route_ids, len(rows)).tolist()
+            batch = shared_prefix_batch(sequences, labels, [len(p) for p in prompts], ids,
+                                        self.tokenizer.pad_token_id, IGNORE_INDEX)
+            if batch is not None:
+                return {**batch, "target_length": target_length}
+        input_ids, attention_mask = pad_sequences(sequences, self.tokenizer.pad_token_id, "left")
         labels_tensor, _ = pad_sequences(labels, IGNORE_INDEX, "left")
         batch = {"input_ids": input_ids, "attention_mask": attention_mask,
                  "position_ids": (attention_mask.cumsum(dim=1) - 1).clamp(min=0),
-                 "labels": labels_tensor, "target_length": torch.tensor(max(len(t) for t in targets))}
+                 "labels": labels_tensor, "target_length": target_length}
         if route_ids is not None:
             batch["route_ids"] = route_id_tensor(route_ids, len(rows))
         return batch
+
+    def _shares_prefixes(self) -> bool:
+        # The suffix pass keeps only the last logits, and needs the prefix's cache, which a
+        # checkpointed model does not keep in training.
+        return self._keeps_logits and not is_checkpointing(self.model)
 
     def train_lengths(self, rows: Sequence[Example]) -> list[int]:
         """Tokens of each row's training sequence (prompt and target): what a batch pads to."""
@@ -180,13 +200,16 @@ class CausalLMBackend:
         every prompt position were about half of a small model's training step."""
         device = model_device(model)
         keep = {"logits_to_keep": int(batch["target_length"]) + 1} if self._keeps_logits else {}
-        logits = model(
-            input_ids=batch["input_ids"].to(device),
-            attention_mask=batch["attention_mask"].to(device),
-            position_ids=batch["position_ids"].to(device),
-            **keep,
-            **_route_kwargs(batch.get("route_ids")),
-        ).logits
+        if is_split(batch):
+            logits = suffix_logits(model, batch, device, self._cache_keyword, keep)
+        else:
+            logits = model(
+                input_ids=batch["input_ids"].to(device),
+                attention_mask=batch["attention_mask"].to(device),
+                position_ids=batch["position_ids"].to(device),
+                **keep,
+                **_route_kwargs(batch.get("route_ids")),
+            ).logits
         predicted = logits[:, :-1].float()  # position t predicts token t + 1
         targets = batch["labels"][:, -predicted.shape[1]:].to(device)
         token_nll = F.cross_entropy(
@@ -333,6 +356,15 @@ def continuation_logprobs(
     logprobs = F.log_softmax(picked.float(), dim=-1)
     token_logprobs = logprobs.gather(-1, targets[:, :longest, None].to(device)).squeeze(-1)
     return token_logprobs.masked_fill(~valid.to(device), 0.0).sum(dim=-1)
+
+
+def keep_ends(ids: Sequence[int], limit: int) -> list[int]:
+    """``ids`` when they fit ``limit``; else their first ``limit // 2`` and last
+    ``limit - limit // 2`` tokens."""
+    if len(ids) <= limit:
+        return list(ids)
+    head = limit // 2
+    return list(ids[:head]) + list(ids[len(ids) - (limit - head):])
 
 
 def _route_kwargs(route_ids: torch.Tensor | None) -> dict[str, torch.Tensor]:

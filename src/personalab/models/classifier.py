@@ -97,8 +97,11 @@ class ClassifierBackend:
         return features
 
     def collate(
-        self, rows: Sequence[Example], route_ids: Sequence[int] | torch.Tensor | None = None
+        self, rows: Sequence[Example], route_ids: Sequence[int] | torch.Tensor | None = None,
+        share_prefixes: bool = False,
     ) -> dict[str, torch.Tensor]:
+        """The encoded rows, their label indices and route ids. ``share_prefixes`` is
+        accepted and does nothing: an encoder's every token attends to the row's end."""
         batch = self.encode(rows)
         batch["labels"] = torch.tensor([label_index(row, self.choices) for row in rows])
         if route_ids is not None:

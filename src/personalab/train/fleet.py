@@ -10,7 +10,9 @@ e.g. ``unified`` for adapters trained on top of it). A step's size is bounded in
 padded tokens, and the members' batches are grouped by length first: a step holds no more
 than one full batch of a single adapter would, whatever the number of members. The loss is the
 sum over members of each member's mean loss, so every adapter gets the gradient it would get alone; adapters absent
-from a step get no gradient at all, and the optimizer leaves them untouched.
+from a step get no gradient at all, and the optimizer leaves them untouched. A causal LM runs
+the prompt beginning a member's rows share (template, instruction, profile) once per step
+(``personalab.models.shared_prefix``): same losses within rounding, less arithmetic.
 """
 
 from __future__ import annotations
@@ -241,7 +243,8 @@ class Fleet:
         rows = [self.members[n].train[i] for n, batch in parts for i in batch]
         owners = [n for n, batch in parts for _ in batch]
         route_ids = self.route_ids("train", [(n, i) for n, batch in parts for i in batch])
-        sums, counts = self.backend.loss_terms(self.engine, self.backend.collate(rows, route_ids=route_ids))
+        batch = self.backend.collate(rows, route_ids=route_ids, share_prefixes=True)
+        sums, counts = self.backend.loss_terms(self.engine, batch)
         losses = {}
         total = 0.0
         for name, _ in parts:
@@ -267,7 +270,7 @@ class Fleet:
         for chunk in length_sorted_chunks([self.members[n].val[i] for n, i in rows], batch_size):
             part = [rows[k] for k in chunk]
             batch = self.backend.collate([self.members[n].val[i] for n, i in part],
-                                         route_ids=self.route_ids("val", part))
+                                         route_ids=self.route_ids("val", part), share_prefixes=True)
             row_sums, row_counts = self.backend.loss_terms(self.engine, batch)
             for (name, _), s, c in zip(part, row_sums.tolist(), row_counts.tolist()):
                 sums[name] += s

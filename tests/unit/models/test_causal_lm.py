@@ -107,13 +107,18 @@ def test_without_profile_and_without_label_set(tiny_plain_causal_lm_path, tiny_c
     assert "Persona" not in text and "Answer with one of" not in text
 
 
-def test_prompts_are_truncated_from_the_left(tiny_causal_lm_path):
+@pytest.mark.parametrize("limit", [10, 11])
+def test_long_prompts_lose_their_middle_keeping_template_head_and_end(tiny_causal_lm_path, limit):
     full_backend = CausalLMBackend(ModelSpec(name=str(tiny_causal_lm_path)), CHOICES, PROFILES)
     full = full_backend.prompt_ids(ROWS[1])
-    short_spec = ModelSpec(name=str(tiny_causal_lm_path), max_length=10)
+    short_spec = ModelSpec(name=str(tiny_causal_lm_path), max_length=limit)
     short = CausalLMBackend(short_spec, CHOICES, PROFILES)
-    assert len(full) > 10
-    assert short.prompt_ids(ROWS[1]) == full[-10:]
+    assert len(full) > limit
+    head = limit // 2
+    assert short.prompt_ids(ROWS[1]) == full[:head] + full[-(limit - head):]
+    # The system header opens the prompt still, and the assistant's turn still ends it.
+    assert short.tokenizer.decode(short.prompt_ids(ROWS[1])).startswith("<|im_start|>sys")
+    assert short.prompt_ids(ROWS[1])[-3:] == full[-3:]
 
 
 def test_collate_left_pads_and_masks_prompt_and_padding_in_the_labels(backend):

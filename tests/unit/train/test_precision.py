@@ -11,7 +11,7 @@ from personalab.data.synth import SynthConfig, synthesize
 from personalab.engine import MultiLoraModel
 from personalab.models import build_backend
 from personalab.models.base import ModelSpec
-from personalab.train.fleet import ExtraParameters, Member, train_fleet
+from personalab.train.fleet import ExtraParameters, Fleet, Member, StepBudget, train_fleet
 from personalab.train.head import head_parameters
 from personalab.train.result import seed_everything
 from personalab.train.precision import Precision, check_float32
@@ -50,19 +50,29 @@ def test_a_bfloat16_base_trains_float32_adapters_and_the_loss_decreases(dataset)
         assert result.train_loss[-1] < result.train_loss[0], name
 
 
-def test_in_bfloat16_an_adapter_trained_in_a_fleet_equals_it_trained_alone(dataset):
+def first_step_gradient(dataset, ids, name):
+    """``name``'s gradient in the first step of a bfloat16 fleet of ``ids`` (one step holds
+    every member's first batch)."""
+    backend = build_backend(ModelSpec(name="tiny-causal-lm", dtype="bfloat16"), dataset.spec.choices, dataset.profiles)
+    engine = MultiLoraModel(backend.model, backend.target_modules(SETTINGS.target_roles))
+    state = Fleet(backend, engine, members(dataset, ids), SETTINGS, seed=3, under=None)
+    first = state.epoch_steps(list(state.members), StepBudget(rows=64, tokens=1 << 20))[0]
+    assert {member for member, _ in first} == set(state.members)
+    state.step(first)  # leaves the (clipped) gradients on the parameters
+    return [p.grad.clone() for p in state.params[name]]
+
+
+def test_in_bfloat16_a_members_gradient_in_a_fleet_equals_its_gradient_alone(dataset):
+    # Gradients, not trained weights: AdamW moves every weight by about the learning rate
+    # whatever its gradient's size, so bfloat16's rounding (8 bits: 4e-3 relative), which
+    # differs with the rows that share a pass, flips near-zero gradients and the weights
+    # trained from them diverge; one step's gradients agree to bfloat16 precision.
     ids = sorted(dataset.personas)
-    together_engine, together = fleet(dataset, "bfloat16", ids)
-    alone_engine, alone = fleet(dataset, "bfloat16", ids[:1])
     name = f"persona/{ids[0]}"
-    # Rows of other personas in the same bfloat16 pass change how the base's matmuls block and
-    # round, so the two agree to bfloat16 precision (8 bits: 4e-3 relative), not exactly.
-    assert together[name].val_loss == pytest.approx(alone[name].val_loss, rel=1e-2)
-    mine, theirs = together_engine.adapter_weights(name), alone_engine.adapter_weights(name)
-    for path in mine:
-        assert not torch.equal(mine[path].B, torch.zeros_like(mine[path].B))  # it trained
-        delta = (mine[path].B - theirs[path].B).abs().max()
-        assert delta <= 0.05 * mine[path].B.abs().max(), path
+    together, alone = first_step_gradient(dataset, ids, name), first_step_gradient(dataset, ids[:1], name)
+    assert max(g.abs().max() for g in together) > 0  # (A's gradients are 0 while B is)
+    for mine, theirs in zip(together, alone):
+        assert (mine - theirs).abs().max() <= 0.02 * mine.abs().max()
 
 
 def test_a_bfloat16_classifier_trains_its_float32_head_with_the_first_adapter(dataset):
