@@ -206,7 +206,7 @@ plan, out = json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2])
 
 
 def stop(name, **details):
-    if name == "fleet.shard_saved" and details["shard"] == 1 and "per_persona" in str(details["run"]):
+    if PAUSE(name, details):
         (out / ".paused").write_text("paused")
         while True:
             signal.pause()
@@ -215,14 +215,16 @@ def stop(name, **details):
 set_fault_hook(stop)
 run_plan(parse_plan(plan), out, progress=False)
 """
+AFTER_FIRST_SHARD = 'lambda name, d: name == "fleet.shard_saved" and d["shard"] == 1 and "per_persona" in str(d["run"])'
 
 
-def test_a_plan_whose_ray_driver_is_killed_resumes_to_the_local_result(ray_cluster, data, local_plan, tmp_path):
+def kill_the_driver(tmp_path: Path, plan: dict, pause: str) -> Path:
+    """Run ``plan`` in a driver process of its own, kill it (SIGKILL) where ``pause`` (a fault
+    point predicate, as source) says, and return the plan folder it left."""
     out = tmp_path / "plan"
     out.mkdir()
-    plan = plan_data(data, executor={"kind": "ray", "address": ray_cluster})
     (tmp_path / "plan.json").write_text(json.dumps(plan))
-    (tmp_path / "child.py").write_text(CHILD)
+    (tmp_path / "child.py").write_text(CHILD.replace("PAUSE(", f"({pause})("))
     child = subprocess.Popen([sys.executable, str(tmp_path / "child.py"), str(tmp_path / "plan.json"), str(out)],
                              stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
@@ -236,6 +238,12 @@ def test_a_plan_whose_ray_driver_is_killed_resumes_to_the_local_result(ray_clust
     child.send_signal(signal.SIGKILL)
     child.wait(timeout=30)
     child.stderr.close()
+    return out
+
+
+def test_a_plan_whose_ray_driver_is_killed_resumes_to_the_local_result(ray_cluster, data, local_plan, tmp_path):
+    plan = plan_data(data, executor={"kind": "ray", "address": ray_cluster})
+    out = kill_the_driver(tmp_path, plan, AFTER_FIRST_SHARD)
 
     landed = {n for n in AdapterBank(out / "runs" / "per_persona" / "bank").names() if n.startswith("persona/")}
     assert len(landed) >= 2  # at least the shard it paused after
@@ -267,6 +275,7 @@ def recording(spec: ExecutorSpec, setup):
 
     class Recording(RayExecutor):
         payloads: list[bytes] = []
+        labels: list[str] = []
 
         def share(self, value):
             self.payloads.append(ray.cloudpickle.dumps(value))
@@ -274,6 +283,7 @@ def recording(spec: ExecutorSpec, setup):
 
         def submit(self, fn, *args, label=""):
             self.payloads.append(ray.cloudpickle.dumps((fn, args)))
+            self.labels.append(label)
             return super().submit(fn, *args, label=label)
 
     return Recording(spec, say=print, setup=setup)
@@ -316,3 +326,29 @@ def test_independent_candidates_run_side_by_side_as_ray_tasks_to_the_local_resul
     for payload in ray_executor.payloads:
         assert str(out).encode() not in payload
         assert b"AdapterBank" not in payload and b"Ledger" not in payload and b"FitContext" not in payload
+
+
+def test_a_killed_driver_resubmits_only_the_unfinished_candidate(ray_cluster, data, local_two, tmp_path):
+    """Killed once the first candidate's run is in place (both went out together): the next
+    run keeps it, and trains only the second."""
+    plan = plan_data(data, executor={"kind": "ray", "address": ray_cluster}, **TWO)
+    out = kill_the_driver(tmp_path, plan, 'lambda name, d: d.get("step") == "compare:per_persona@val"')
+    ledger = Ledger(out / "ledger.sqlite")
+    before = {row.step: row for row in ledger.rows()}
+    ledger.close()
+    assert before["train:per_persona"].status == "done" and before["train:per_persona"].task  # ran as a task
+    assert "train:per_persona_stacked" not in before  # sent out, never landed
+
+    spec = parse_plan(plan)
+    ray_executor = recording(spec.executor, None)
+    run_plan(spec, out, progress=False, executor=ray_executor)
+    ledger = Ledger(out / "ledger.sqlite")
+    after = {row.step: row for row in ledger.rows()}
+    ledger.close()
+    for step in ("train:unified", "train:per_persona", "evaluate:per_persona@val", "evaluate:per_persona@test"):
+        assert after[step].attempts == 1 and after[step].finished == before[step].finished, step  # kept
+    assert after["train:per_persona_stacked"].attempts == 1
+    # Alone now, it ran in this driver, its fleet shards the only tasks submitted.
+    assert after["train:per_persona_stacked"].task == {}
+    assert ray_executor.labels == [f"shard personas {n}/3" for n in (1, 2, 3)]
+    assert outcome(out) == outcome(local_two)
