@@ -7,7 +7,7 @@ candidate's task when the candidate's turn comes, writes the run folder the task
 records its steps in the ledger, compares and judges it, exactly as if it had run the steps in
 this process — so plan.json decides the same. What it no longer needs (a candidate after the
 first winner under ``stop: first_win``, or past the time budget) is cancelled: a task not yet
-started never runs, one already running is work wasted.
+started never runs, one already running is interrupted (its work so far wasted).
 """
 
 from __future__ import annotations

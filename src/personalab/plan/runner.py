@@ -93,9 +93,9 @@ def run_plan(spec: PlanSpec, out: str | Path, progress: bool = True, steps: Step
              verbose: bool = False, executor: Any = None) -> PlanResult:
     """Run (or resume) ``spec`` in the folder ``out``. ``progress``: step lines on stderr;
     ``verbose``: the training and evaluation bars too; ``steps``: the work (tests script it);
-    ``executor``: trains the fleet shards (default: the one ``spec.executor`` names, made here
-    and closed at the end). Whatever executes the work, only this process writes the ledger,
-    the banks and the reports."""
+    ``executor``: trains the fleet shards, and on Ray runs independent candidates side by side
+    (default: the one ``spec.executor`` names, made here and closed at the end). Whatever
+    executes the work, only this process writes the ledger, the banks and the reports."""
     out = Path(out)
     dataset_hash(spec.data, spec.source)  # a missing dataset fails before RUN_DIR is made
     metric = spec.metric_for(load_spec(spec.data).task)  # and so does a metric the task cannot have

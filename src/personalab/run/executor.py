@@ -14,8 +14,9 @@ dictionaries a run records in training.json and a plan in its ledger.
 
 Two kinds: ``local`` (the default: tasks run here, one after another, when their result is
 asked for — today's behaviour, and ``in_process``, so a fleet trains its shards over the model
-already loaded) and ``ray`` (``personalab.run.ray_executor``: each task a Ray task with its own
-CPUs and GPUs, retried when its worker or node dies). Ray is imported only when asked for.
+already loaded, and a plan runs its candidates in turn) and ``ray`` (``personalab.run.ray_executor``: each task a Ray task with its own
+CPUs and GPUs, retried when its worker or node dies; a plan sends its independent candidates
+to it side by side, ``personalab.plan.ahead``). Ray is imported only when asked for.
 """
 
 from __future__ import annotations
