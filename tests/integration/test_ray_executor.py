@@ -1,7 +1,9 @@
 """Fleet shards on the Ray executor: the same adapters as in this process, a worker that dies
 retried (or, with retries off, recorded as failed and redone alone by the next run), a plan
 whose driver is killed resuming to the uninterrupted local result, and workers that never get
-a path into the run. One small local Ray cluster serves the whole session."""
+a path into the run. A plan's independent candidates run side by side as Ray tasks, to the
+local plan's decision, metrics, predictions and adapters. One small local Ray cluster serves
+the whole session."""
 
 from __future__ import annotations
 
@@ -69,6 +71,24 @@ def executor(spec: ExecutorSpec = ExecutorSpec(kind="ray"), kill: str | None = N
     from personalab.run.ray_executor import RayExecutor
 
     return RayExecutor(spec, say=print, setup=(lambda: install_killer(kill)) if kill else None)
+
+
+def install_barrier(folder: str, count: int) -> None:
+    """In the worker: a plan step's task waits, at its start, until ``count`` step tasks have
+    started (each leaves a file in ``folder``); if they never do, it fails the plan: the steps
+    were not in flight together."""
+    from personalab.data.faults import set_fault_hook
+
+    def hook(name, **details):
+        if name == "executor.task_started" and details["label"].startswith("step "):
+            Path(folder, details["label"].replace(":", "-").replace(" ", "_")).touch()
+            deadline = time.monotonic() + 120
+            while len(list(Path(folder).iterdir())) < count:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{details['label']}: no other plan step started beside it")
+                time.sleep(0.05)
+
+    set_fault_hook(hook)
 
 
 def install_killer(label_end: str) -> None:
@@ -186,7 +206,7 @@ plan, out = json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2])
 
 
 def stop(name, **details):
-    if name == "fleet.shard_saved" and details["shard"] == 1 and "per_persona" in str(details["run"]):
+    if PAUSE(name, details):
         (out / ".paused").write_text("paused")
         while True:
             signal.pause()
@@ -195,14 +215,16 @@ def stop(name, **details):
 set_fault_hook(stop)
 run_plan(parse_plan(plan), out, progress=False)
 """
+AFTER_FIRST_SHARD = 'lambda name, d: name == "fleet.shard_saved" and d["shard"] == 1 and "per_persona" in str(d["run"])'
 
 
-def test_a_plan_whose_ray_driver_is_killed_resumes_to_the_local_result(ray_cluster, data, local_plan, tmp_path):
+def kill_the_driver(tmp_path: Path, plan: dict, pause: str) -> Path:
+    """Run ``plan`` in a driver process of its own, kill it (SIGKILL) where ``pause`` (a fault
+    point predicate, as source) says, and return the plan folder it left."""
     out = tmp_path / "plan"
     out.mkdir()
-    plan = plan_data(data, executor={"kind": "ray", "address": ray_cluster})
     (tmp_path / "plan.json").write_text(json.dumps(plan))
-    (tmp_path / "child.py").write_text(CHILD)
+    (tmp_path / "child.py").write_text(CHILD.replace("PAUSE(", f"({pause})("))
     child = subprocess.Popen([sys.executable, str(tmp_path / "child.py"), str(tmp_path / "plan.json"), str(out)],
                              stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
@@ -216,6 +238,12 @@ def test_a_plan_whose_ray_driver_is_killed_resumes_to_the_local_result(ray_clust
     child.send_signal(signal.SIGKILL)
     child.wait(timeout=30)
     child.stderr.close()
+    return out
+
+
+def test_a_plan_whose_ray_driver_is_killed_resumes_to_the_local_result(ray_cluster, data, local_plan, tmp_path):
+    plan = plan_data(data, executor={"kind": "ray", "address": ray_cluster})
+    out = kill_the_driver(tmp_path, plan, AFTER_FIRST_SHARD)
 
     landed = {n for n in AdapterBank(out / "runs" / "per_persona" / "bank").names() if n.startswith("persona/")}
     assert len(landed) >= 2  # at least the shard it paused after
@@ -224,3 +252,103 @@ def test_a_plan_whose_ray_driver_is_killed_resumes_to_the_local_result(ray_clust
     trained = {n for n in training_records(out / "runs" / "per_persona")["training"] if n.startswith("persona/")}
     assert not trained & landed and len(trained) == PERSONAS - len(landed)  # only the unfinished shards
     assert outcome(out) == outcome(local_plan)
+
+
+# ----- plan steps as tasks ----------------------------------------------------------------------
+
+TWO = {"candidates": [{"strategy": "per_persona", "options": {"min_train_rows": 1}},
+                      {"name": "per_persona_stacked", "strategy": "per_persona",
+                       "options": {"min_train_rows": 1, "on_top_of": "unified"}}]}
+
+
+@pytest.fixture(scope="module")
+def local_two(data, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("local-two")
+    torch.set_num_threads(1)
+    run_plan(parse_plan(plan_data(data, **TWO)), out, progress=False)
+    return out
+
+
+def recording(spec: ExecutorSpec, setup):
+    """A Ray executor that keeps what crosses the wire: every task's call and every shared value."""
+    from personalab.run.ray_executor import RayExecutor
+
+    class Recording(RayExecutor):
+        payloads: list[bytes] = []
+        labels: list[str] = []
+
+        def share(self, value):
+            self.payloads.append(ray.cloudpickle.dumps(value))
+            return super().share(value)
+
+        def submit(self, fn, *args, label=""):
+            self.payloads.append(ray.cloudpickle.dumps((fn, args)))
+            self.labels.append(label)
+            return super().submit(fn, *args, label=label)
+
+    return Recording(spec, say=print, setup=setup)
+
+
+def test_independent_candidates_run_side_by_side_as_ray_tasks_to_the_local_result(ray_cluster, data, local_two,
+                                                                                  tmp_path):
+    out, started = tmp_path / "plan", tmp_path / "started"
+    started.mkdir()
+    spec = parse_plan(plan_data(data, executor={"kind": "ray"}, **TWO))
+    # Both candidates' tasks must be running at once, or neither gets past its start.
+    ray_executor = recording(spec.executor, lambda: install_barrier(str(started), 2))
+    run_plan(spec, out, progress=False, executor=ray_executor)
+    assert outcome(out) == outcome(local_two)
+    for name in ("unified", "per_persona", "per_persona_stacked"):
+        for split in ("val", "test"):
+            predictions = Path("runs", name, "eval", split, "predictions.jsonl")
+            assert (out / predictions).read_bytes() == (local_two / predictions).read_bytes()
+        here, there = bank_weights(local_two / "runs" / name), bank_weights(out / "runs" / name)
+        assert here.keys() == there.keys()
+        for adapter in here:
+            assert all(torch.equal(here[adapter][p].A, there[adapter][p].A) and
+                       torch.equal(here[adapter][p].B, there[adapter][p].B) for p in here[adapter])
+
+    ledger = Ledger(out / "ledger.sqlite")
+    rows = {row.step: row for row in ledger.rows()}
+    ledger.close()
+    assert rows["train:unified"].task == {}  # the baseline ran in the driver: the others reuse its adapter
+    tasks = [rows[f"{step}"].task for name in ("per_persona", "per_persona_stacked")
+             for step in (f"train:{name}", f"evaluate:{name}@test")]
+    assert all(task.get("task_id") and task["label"] == f"step train:{name}"
+               for task, name in zip(tasks, ("per_persona",) * 2 + ("per_persona_stacked",) * 2))
+    assert tasks[0]["task_id"] != tasks[2]["task_id"]
+    assert sorted(p.name for p in started.iterdir()) == ["step_train-per_persona", "step_train-per_persona_stacked"]
+    # The stacked candidate took unified from the baseline's run, named by its place in the plan.
+    assert training_records(out / "runs" / "per_persona_stacked")["reused"] == {"unified": "runs/unified"}
+
+    # Workers get no path into the plan: not its folder, bank or ledger.
+    assert ray_executor.payloads
+    for payload in ray_executor.payloads:
+        assert str(out).encode() not in payload
+        assert b"AdapterBank" not in payload and b"Ledger" not in payload and b"FitContext" not in payload
+
+
+def test_a_killed_driver_resubmits_only_the_unfinished_candidate(ray_cluster, data, local_two, tmp_path):
+    """Killed once the first candidate's run is in place (both went out together): the next
+    run keeps it, and trains only the second."""
+    plan = plan_data(data, executor={"kind": "ray", "address": ray_cluster}, **TWO)
+    out = kill_the_driver(tmp_path, plan, 'lambda name, d: d.get("step") == "compare:per_persona@val"')
+    ledger = Ledger(out / "ledger.sqlite")
+    before = {row.step: row for row in ledger.rows()}
+    ledger.close()
+    assert before["train:per_persona"].status == "done" and before["train:per_persona"].task  # ran as a task
+    assert "train:per_persona_stacked" not in before  # sent out, never landed
+
+    spec = parse_plan(plan)
+    ray_executor = recording(spec.executor, None)
+    run_plan(spec, out, progress=False, executor=ray_executor)
+    ledger = Ledger(out / "ledger.sqlite")
+    after = {row.step: row for row in ledger.rows()}
+    ledger.close()
+    for step in ("train:unified", "train:per_persona", "evaluate:per_persona@val", "evaluate:per_persona@test"):
+        assert after[step].attempts == 1 and after[step].finished == before[step].finished, step  # kept
+    assert after["train:per_persona_stacked"].attempts == 1
+    # Alone now, it ran in this driver, its fleet shards the only tasks submitted.
+    assert after["train:per_persona_stacked"].task == {}
+    assert ray_executor.labels == [f"shard personas {n}/3" for n in (1, 2, 3)]
+    assert outcome(out) == outcome(local_two)

@@ -38,4 +38,9 @@ def clean_leftovers(out: Path) -> list[Path]:
     """Remove the temporary files of writes a killed run did not finish (we hold the lock, so
     no other writer is at work) in the folders the runner writes; returns what was removed."""
     folders = (out, *sorted((out / "compare").glob("*")), *sorted((out / "cluster").glob("*")), out / "references")
-    return [path for folder in folders for path in remove_leftovers(folder)]
+    removed = [path for folder in folders for path in remove_leftovers(folder)]
+    # A run a task sent back is built in a hidden staging folder beside it (run/step_tasks.install).
+    staging = [path for path in sorted((out / "runs").glob(".*")) if path.is_dir()]
+    for path in staging:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed + staging

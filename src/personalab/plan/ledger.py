@@ -3,7 +3,9 @@
 A row says what a step is (``step`` id such as ``train:per_cluster``, its ``kind`` and the
 strategy ``name``), the content hash ``key`` of its inputs, its ``status`` (running / done /
 failed), when it started and finished, how long it took, its metrics and the library versions
-(JSON), and the artifact it produced (a path relative to the run directory, and its hash).
+(JSON), the artifact it produced (a path relative to the run directory, and its hash), and
+``task``: where it ran when not in the driver (JSON: executor, task id, node, worker process,
+when the task started and ended), empty for a step the driver ran itself.
 
 Only the plan's driver writes, each change in its own short transaction, in WAL mode (readers
 such as a report never block the writer). A row is marked running *before* the step touches
@@ -37,7 +39,8 @@ CREATE TABLE IF NOT EXISTS steps (
     artifact      TEXT,              -- path relative to the run directory
     artifact_hash TEXT,
     error         TEXT,
-    attempts      INTEGER NOT NULL DEFAULT 1
+    attempts      INTEGER NOT NULL DEFAULT 1,
+    task          TEXT               -- JSON: where the step ran when not in the driver (a Ray task)
 );
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
@@ -60,6 +63,7 @@ class Row:
     artifact_hash: str | None
     error: str | None
     attempts: int
+    task: dict[str, Any]
 
 
 class Ledger:
@@ -72,6 +76,9 @@ class Ledger:
         self.connection.execute("PRAGMA journal_mode=WAL")
         self.connection.execute("PRAGMA synchronous=FULL")  # a committed "done" survives a crash
         self.connection.executescript(SCHEMA)  # runs in its own transaction
+        columns = {row[1] for row in self.connection.execute("PRAGMA table_info(steps)")}
+        if "task" not in columns:  # a ledger written before steps ran as tasks
+            self.connection.execute("ALTER TABLE steps ADD COLUMN task TEXT")
         with self._transaction() as db:
             db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
@@ -95,16 +102,17 @@ class Ledger:
                      kind = excluded.kind, name = excluded.name, key = excluded.key, status = 'running',
                      started = excluded.started, finished = NULL, seconds = NULL, metrics = NULL,
                      versions = excluded.versions, inputs = excluded.inputs, artifact = NULL,
-                     artifact_hash = NULL, error = NULL, attempts = steps.attempts + 1""",
+                     artifact_hash = NULL, error = NULL, attempts = steps.attempts + 1, task = NULL""",
                 (step, kind, name, key, _now(), _json(versions), _json(inputs)),
             )
 
-    def finish(self, step: str, seconds: float, metrics: dict, artifact: str, artifact_hash: str) -> None:
+    def finish(self, step: str, seconds: float, metrics: dict, artifact: str, artifact_hash: str,
+               task: dict | None = None) -> None:
         with self._transaction() as db:
             db.execute(
                 """UPDATE steps SET status = 'done', finished = ?, seconds = ?, metrics = ?, artifact = ?,
-                   artifact_hash = ? WHERE step = ?""",
-                (_now(), seconds, _json(metrics), artifact, artifact_hash, step),
+                   artifact_hash = ?, task = ? WHERE step = ?""",
+                (_now(), seconds, _json(metrics), artifact, artifact_hash, _json(task) if task else None, step),
             )
 
     def fail(self, step: str, seconds: float, error: str) -> None:
@@ -135,7 +143,7 @@ _COLUMNS = ", ".join(Row.__dataclass_fields__)
 
 def _row(values: tuple) -> Row:
     data = dict(zip(Row.__dataclass_fields__, values))
-    for name in ("metrics", "versions", "inputs"):
+    for name in ("metrics", "versions", "inputs", "task"):
         data[name] = json.loads(data[name]) if data[name] else {}
     return Row(**data)
 

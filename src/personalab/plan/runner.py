@@ -20,6 +20,16 @@ one candidate picked, once, on the test rows (with the harm check, and under the
 when ``repeats`` > 1). The plan adopts it only when the confirmation holds, else it keeps the
 baseline. Every candidate's test comparison is recorded, and shown as not used for the decision.
 
+Where the work runs: in this process, one step after another — or, when the executor runs
+tasks elsewhere (``--executor ray``), the candidates that can run now go to its workers
+together, each whole run (train, evaluate on both splits) one task (``personalab.plan.ahead``).
+Which can run now: the candidates from the current one on whose train step is not done, up to
+the first with a gate (its clustering is looked at in its turn, as here). A candidate alone
+runs here, its fleet shards spread over the workers as tasks (the baseline always: the others
+take its unified adapter). A task is given no path into the plan; it sends the run's files
+back, and this process alone writes them, the ledger (with where each step ran) and plan.json,
+taking its decisions in the plan's order as a sequential run does.
+
 Resuming: every step has a key, the hash of its inputs (``personalab.plan.keys``). A step whose
 ledger row is done with the same key and whose artifact exists is not run again. Any other
 step — never run, killed (its row still says running), failed, or with changed inputs — has
@@ -29,6 +39,7 @@ re-runs exactly the steps downstream of it.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -37,6 +48,7 @@ from personalab.data.faults import fault_point
 from personalab.data.load import load_spec
 from personalab.errors import PersonalabError
 from personalab.plan.acceptance import choose, confirm, judge
+from personalab.plan.ahead import Ahead, Ran
 from personalab.plan.artifacts import clean_leftovers, remove, write_json
 from personalab.plan.decision import best_reference, describe_decision
 from personalab.plan.keys import artifact_hash, dataset_hash, library_versions, step_key
@@ -46,7 +58,8 @@ from personalab.plan.progress import Progress
 from personalab.plan.record import PlanRecord
 from personalab.plan.report import write_report
 from personalab.plan.spec import CONFIRMATION_SPLIT, Candidate, PlanSpec, grouping_name
-from personalab.plan.steps import BOOTSTRAP_SEED, Steps, comparison_summary
+from personalab.plan.steps import BOOTSTRAP_SEED, Steps, comparison_summary, evaluation_metrics, train_metrics
+from personalab.run.step_tasks import RunInputs, RunJob, install, lender_files
 
 LEDGER = "ledger.sqlite"
 # Every strategy is evaluated on both: validation rows select and flag personas for the harm
@@ -80,9 +93,9 @@ def run_plan(spec: PlanSpec, out: str | Path, progress: bool = True, steps: Step
              verbose: bool = False, executor: Any = None) -> PlanResult:
     """Run (or resume) ``spec`` in the folder ``out``. ``progress``: step lines on stderr;
     ``verbose``: the training and evaluation bars too; ``steps``: the work (tests script it);
-    ``executor``: trains the fleet shards (default: the one ``spec.executor`` names, made here
-    and closed at the end). Whatever executes the work, only this process writes the ledger,
-    the banks and the reports."""
+    ``executor``: trains the fleet shards, and on Ray runs independent candidates side by side
+    (default: the one ``spec.executor`` names, made here and closed at the end). Whatever
+    executes the work, only this process writes the ledger, the banks and the reports."""
     out = Path(out)
     dataset_hash(spec.data, spec.source)  # a missing dataset fails before RUN_DIR is made
     metric = spec.metric_for(load_spec(spec.data).task)  # and so does a metric the task cannot have
@@ -109,7 +122,7 @@ class _Step:
     inputs: dict[str, Any]
     output: Path  # removed before the step runs
     artifact: Path  # exists once the step is complete
-    work: Callable[[], dict[str, Any]]
+    work: Callable[[], dict[str, Any] | Ran]  # its metrics (a ``Ran`` when it ran elsewhere)
     skip: tuple[str, ...] = ()  # entries of ``output`` the artifact hash leaves out
     resumable: bool = False
     """A killed attempt's output is kept for the next attempt with the same key (a training
@@ -132,6 +145,9 @@ class _Runner:
         self.trained: list[Path] = []  # run folders of this plan, for reuse by later ones
         self.data_hash = ""
         self.baseline: dict[str, Row] = {}  # the baseline's evaluations by split
+        executor = steps.executor
+        # Candidates run ahead only on an executor elsewhere: in this process they run in turn.
+        self.ahead = Ahead(executor) if executor is not None and not executor.in_process else None
 
     def run(self) -> PlanResult:
         clean_leftovers(self.out)
@@ -139,12 +155,15 @@ class _Runner:
             self.data_hash = dataset_hash(self.spec.data, self.spec.source)
             self._save()
             self.baseline = self._train_and_evaluate(self.spec.baseline)
-            for candidate in self.spec.candidates:
+            for index, candidate in enumerate(self.spec.candidates):
+                self._look_ahead(index)
                 self._try(candidate)
             self._references()
             self._confirm()
             self._decide()
         except BaseException as error:
+            if self.ahead is not None:
+                self.ahead.cancel_all()
             status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
             self.record.finish(status, self.spent, f"{type(error).__name__}: {error}")
             raise
@@ -160,6 +179,8 @@ class _Runner:
         try:
             skip = self._skip_reason(candidate)
             if skip:
+                if self.ahead is not None:
+                    self.ahead.cancel(candidate.name)  # sent ahead, and not needed after all
                 entry.update(status=skip[0], reason=skip[1])
                 self.progress.skipped(ids, candidate.name, f"{skip[0]} ({skip[1]})")
                 return
@@ -209,14 +230,16 @@ class _Runner:
                             splits: tuple[str, ...] = SPLITS) -> dict[str, Row]:
         """Train ``candidate`` (under ``seed``: a repeat, in its own folder) and evaluate it."""
         name = candidate.name if seed is None else repeat_name(candidate.name, seed)
-        entry, config = self.record.entry(candidate.name), self.spec.run_config(candidate, seed)
-        run_dir, reuse = self.out / "runs" / name, list(self.trained)
-        train = self._run(_Step(
-            "train", name, {"config": config.recipe(), "data": self.data_hash}, run_dir,
-            run_dir / "personalizer.json", lambda: self.steps.train(config, run_dir, reuse, self.verbose),
-            skip=("eval",), resumable=True))
+        entry, run_dir = self.record.entry(candidate.name), self.out / "runs" / name
+        step = self._train_step(name, self.spec.run_config(candidate, seed))
+        elsewhere = seed is None and self.ahead is not None and name in self.ahead
+        if elsewhere:
+            step.work = lambda: self._installed_run(name, run_dir)
+        train = self._run(step)
         self.trained.append(run_dir)
-        evaluations = {split: self._evaluate(name, run_dir, train, split) for split in splits}
+        evaluations = {split: self._evaluate(name, run_dir, train, split, elsewhere) for split in splits}
+        if elsewhere:
+            self.ahead.forget(name)
         if seed is None:
             entry.update(training=train.metrics, metrics={s: row.metrics for s, row in evaluations.items()})
             entry["seconds"]["train"] = train.seconds
@@ -224,11 +247,69 @@ class _Runner:
             self._save()
         return evaluations
 
-    def _evaluate(self, name: str, run_dir: Path, train: Row, split: str) -> Row:
+    def _train_step(self, name: str, config) -> _Step:
+        run_dir, reuse = self.out / "runs" / name, list(self.trained)
+        return _Step("train", name, {"config": config.recipe(), "data": self.data_hash}, run_dir,
+                     run_dir / "personalizer.json", lambda: self.steps.train(config, run_dir, reuse, self.verbose),
+                     skip=("eval",), resumable=True)
+
+    def _evaluate(self, name: str, run_dir: Path, train: Row, split: str, elsewhere: bool = False) -> Row:
         folder = run_dir / "eval" / split
+        work = (lambda: self._installed_evaluation(name, folder, split)) if elsewhere \
+            else (lambda: self.steps.evaluate(run_dir, split, self.verbose))
         return self._run(_Step(
             "evaluate", f"{name}@{split}", {"train": train.artifact_hash, "split": split, "data": self.data_hash},
-            folder, folder / "metrics.json", lambda: self.steps.evaluate(run_dir, split, self.verbose)))
+            folder, folder / "metrics.json", work))
+
+    # ----- candidates run ahead, elsewhere ------------------------------------------------------
+
+    def _look_ahead(self, index: int) -> None:
+        """Send the candidates from ``index`` on that can run now to the executor together,
+        when there are two or more (one alone runs here, its shards spread as tasks)."""
+        if self.ahead is None or self.spec.candidates[index].name in self.ahead or self._nothing_more():
+            return
+        window = []
+        for candidate in self.spec.candidates[index:]:
+            if candidate.gate is not None and candidate.gate.min_silhouette is not None:
+                break  # its gate's clustering is looked at in its turn, as in a sequential run
+            if not self._done(self._train_step(candidate.name, self.spec.run_config(candidate))):
+                window.append(candidate)
+        if len(window) < 2:
+            return
+        # What may lend adapters: every run trained so far, and a killed attempt of a candidate
+        # itself (adapters are reused by fingerprint alone, so lending is always safe).
+        folders = [*self.trained, *(self.out / "runs" / c.name for c in window)]
+        lenders = {folder.relative_to(self.out).as_posix(): files
+                   for folder in dict.fromkeys(folders) if (files := lender_files(folder)) is not None}
+        jobs = {c.name: RunJob(self.spec.run_config(c), SPLITS, f"step train:{c.name}") for c in window}
+        self.ahead.submit(jobs, RunInputs(self._dataset(), lenders))
+        self.progress.note(f"{len(jobs)} candidates sent to the {self.ahead.executor.kind} workers together: "
+                           + ", ".join(jobs))
+
+    def _nothing_more(self) -> bool:
+        """Whether every candidate left will be skipped (a pick under first_win, or the budget spent)."""
+        budget = self.spec.time_budget_minutes
+        return (self.spec.stop == "first_win" and self._pick() is not None) or \
+            (budget is not None and self.spent >= budget * 60)
+
+    def _dataset(self):
+        from personalab.data import load_dataset
+
+        return load_dataset(self.spec.data)
+
+    def _installed_run(self, name: str, run_dir: Path) -> Ran:
+        """The train step of a candidate that ran elsewhere: its run folder written here."""
+        result = self.ahead.result(name)
+        install(result.train, run_dir)
+        metrics = {**train_metrics(run_dir),
+                   "executor": {"kind": self.ahead.executor.kind, "events": self.ahead.events[name]}}
+        return Ran(metrics, result.seconds["train"], result.where)
+
+    def _installed_evaluation(self, name: str, folder: Path, split: str) -> Ran:
+        result = self.ahead.result(name)
+        install(result.evaluations[split], folder)
+        metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+        return Ran(evaluation_metrics(metrics), result.seconds[split], result.where)
 
     def _compare(self, name: str, baseline: Row, evaluation: Row, split: str, against: str | None = None) -> dict:
         """``name``'s run against the baseline's (or a repeat's, ``against``) on ``split``; on
@@ -286,12 +367,21 @@ class _Runner:
 
     # ----- one step ---------------------------------------------------------------------------
 
+    def _inputs(self, step: _Step) -> dict[str, Any]:
+        return {**step.inputs, "kind": step.kind, "versions": self.versions}
+
+    def _done(self, step: _Step) -> bool:
+        """Whether the ledger holds ``step`` done with the same key, and its artifact is there."""
+        row = self.ledger.get(step.id)
+        return bool(row and row.status == "done" and row.key == step_key(self._inputs(step))
+                    and step.artifact.exists())
+
     def _run(self, step: _Step) -> Row:
         """Run ``step`` unless the ledger holds it done with the same key and its artifact."""
-        inputs = {**step.inputs, "kind": step.kind, "versions": self.versions}
+        inputs = self._inputs(step)
         key = step_key(inputs)
         row = self.ledger.get(step.id)
-        if row and row.status == "done" and row.key == key and step.artifact.exists():
+        if self._done(step):
             self.progress.reused(step.id, step.kind, row.seconds)
             self.spent += row.seconds or 0.0
             return row
@@ -302,16 +392,17 @@ class _Runner:
         fault_point("plan.step_started", step=step.id, out=self.out)  # for crash tests
         started = self.steps.clock()
         try:
-            metrics = step.work()
+            outcome = step.work()
             if not step.artifact.exists():
                 raise RuntimeError(f"step {step.id} finished without writing {step.artifact}")
         except Exception as error:
             self.ledger.fail(step.id, self.steps.clock() - started, f"{type(error).__name__}: {error}")
             self.progress.failed(step.id, error)
             raise
-        seconds = self.steps.clock() - started
+        ran = outcome if isinstance(outcome, Ran) else Ran(outcome, self.steps.clock() - started)
+        seconds = ran.seconds
         artifact = str(step.artifact.relative_to(self.out))
-        self.ledger.finish(step.id, seconds, metrics, artifact, artifact_hash(step.output, step.skip))
+        self.ledger.finish(step.id, seconds, ran.metrics, artifact, artifact_hash(step.output, step.skip), ran.task)
         self.spent += seconds
         self.progress.done(step.id, step.kind, seconds)
         return self.ledger.get(step.id)

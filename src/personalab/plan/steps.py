@@ -12,6 +12,10 @@ runner never special-cases a strategy and tests can script results without train
 - ``references(config, folder, splits)``: the reference baselines that need no adapter, fit on
   the train rows and written as evaluated runs ``folder/<name>/eval/<split>/``; returns their
   metrics (n, accuracy, macro-F1) by name and split.
+- ``executor``: where the work runs (``personalab.run.executor``; None: this process). One
+  that runs tasks elsewhere (Ray) lets the runner send whole candidate runs to its workers
+  (``personalab.run.step_tasks``); the train step then reads its metrics with ``train_metrics``
+  and an evaluation with ``evaluation_metrics``, as ``train_step`` and ``evaluate_step`` do.
 - ``clock()``: seconds, what the steps' durations (and so the time budget) are measured with:
   ``time.perf_counter`` for real work, a scripted clock in tests.
 
@@ -45,13 +49,15 @@ class Steps:
     compare: Callable[[Path, Path, str, Acceptance, str | None, str], dict]
     references: Callable[[Any, Path, Sequence[str]], dict]
     clock: Callable[[], float] = time.perf_counter
+    executor: Any = None
 
     @classmethod
     def real(cls, executor: Any = None) -> "Steps":
-        """The real work; ``executor`` (``personalab.run.executor``) trains the fleet shards."""
+        """The real work; ``executor`` (``personalab.run.executor``) trains the fleet shards,
+        and runs a plan's independent candidates side by side when it runs tasks elsewhere."""
         train = partial(train_step, executor=executor) if executor is not None else train_step
         return cls(cluster=cluster_step, train=train, evaluate=evaluate_step, compare=compare_step,
-                   references=references_step)
+                   references=references_step, executor=executor)
 
 
 def cluster_step(config, grouping: dict[str, Any], folder: Path) -> dict[str, Any]:
@@ -76,11 +82,18 @@ def cluster_step(config, grouping: dict[str, Any], folder: Path) -> dict[str, An
 
 
 def train_step(config, run_dir: Path, reuse: Sequence[Path], progress: bool, executor: Any = None) -> dict[str, Any]:
-    from personalab.run.rundir import train_run, training_records
+    from personalab.run.rundir import train_run
 
     # Only runs that have a bank can lend adapters (a strategy that failed early has none).
     lenders = [Path(r) for r in reuse if (Path(r) / "bank" / "manifest.json").exists()]
     train_run(config, run_dir, progress=progress, reuse=lenders, executor=executor)
+    return train_metrics(run_dir)
+
+
+def train_metrics(run_dir: Path) -> dict[str, Any]:
+    """What the ledger keeps of a trained run's records (training.json)."""
+    from personalab.run.rundir import training_records
+
     records = training_records(run_dir)
     clustering = records.get("clustering") or {}
     metrics = {"train_seconds": records.get("seconds"), "reused": sorted(records.get("reused") or {}),
@@ -93,7 +106,11 @@ def train_step(config, run_dir: Path, reuse: Sequence[Path], progress: bool, exe
 def evaluate_step(run_dir: Path, split: str, progress: bool) -> dict[str, Any]:
     from personalab.run.evaluation import evaluate_run
 
-    metrics = evaluate_run(run_dir, split, progress=progress)
+    return evaluation_metrics(evaluate_run(run_dir, split, progress=progress))
+
+
+def evaluation_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """What the ledger keeps of an evaluation's metrics.json."""
     return {name: metrics[name] for name in EVALUATION_FIELDS if name in metrics}
 
 

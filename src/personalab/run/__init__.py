@@ -1,5 +1,6 @@
 """The application layer: run directories (``rundir``: a strategy trained into a folder, opened
-again, evaluated) and executors (``executor``: where a run's independent jobs — fleet shards,
-plan steps — execute: in this process, or as Ray tasks). It composes everything below it (data,
+again, evaluated), executors (``executor``: where a run's independent jobs — fleet shards,
+plan candidates — execute: in this process, or as Ray tasks) and whole runs as tasks
+(``step_tasks``: trained and evaluated in a worker, sent back as files). It composes everything below it (data,
 engine, models, bank, train, strategies, evaluate); plans, reports, export and the CLI build
 on it."""

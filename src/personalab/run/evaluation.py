@@ -34,11 +34,12 @@ GENERATION_HEADLINE = "rougeL"  # what a generation run is compared by unless to
 
 
 def evaluate_run(root: Path, split: str = "test", progress: bool = True, references: bool = True,
-                 generation: GenerationSettings | None = None) -> dict[str, Any]:
+                 generation: GenerationSettings | None = None, dataset: Any = None) -> dict[str, Any]:
     """Score the run at ``root`` on ``split``; ``references``: also record the accuracies of
     the reference baselines (``personalab.evaluate.references``) on the same rows. A run on a
-    generation dataset generates its answers (``generation``: how; greedy by default)."""
-    run = open_run(root)
+    generation dataset generates its answers (``generation``: how; greedy by default).
+    ``dataset``: the run's data already loaded (a plan step's task gets it by reference)."""
+    run = open_run(root, dataset)
     rows = run.dataset.split(split)
     if not rows:
         raise PersonalabError(f"the dataset has no {split!r} rows to evaluate")

@@ -1,8 +1,10 @@
-"""Executors: where a run's independent jobs (fleet shards) execute, behind one small protocol.
+"""Executors: where a run's independent jobs (fleet shards, a plan's candidate runs) execute,
+behind one small protocol.
 
     executor.share(value) -> handle        put a value every task reads (once, by reference)
     executor.submit(fn, *args, label=...)  -> Future     fn(*args) as one task
     executor.as_completed(futures)         -> the futures, each as soon as its task has ended
+    executor.cancel(future)                its result is no longer wanted (a task not started never runs)
     executor.close()
 
 A ``Future`` answers ``result()`` (the task's return value, or its error raised) and
@@ -12,8 +14,9 @@ dictionaries a run records in training.json and a plan in its ledger.
 
 Two kinds: ``local`` (the default: tasks run here, one after another, when their result is
 asked for — today's behaviour, and ``in_process``, so a fleet trains its shards over the model
-already loaded) and ``ray`` (``personalab.run.ray_executor``: each task a Ray task with its own
-CPUs and GPUs, retried when its worker or node dies). Ray is imported only when asked for.
+already loaded, and a plan runs its candidates in turn) and ``ray`` (``personalab.run.ray_executor``: each task a Ray task with its own
+CPUs and GPUs, retried when its worker or node dies; a plan sends its independent candidates
+to it side by side, ``personalab.plan.ahead``). Ray is imported only when asked for.
 """
 
 from __future__ import annotations
@@ -75,6 +78,8 @@ class Executor(Protocol):
 
     def as_completed(self, futures: Iterable[Future]) -> Iterator[Future]: ...
 
+    def cancel(self, future: Future) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -128,6 +133,9 @@ class LocalExecutor:
         for future in futures:
             future.exception()  # runs it
             yield future
+
+    def cancel(self, future: LocalFuture) -> None:
+        future._call = None  # never run; its result reads as None
 
     def close(self) -> None:
         pass

@@ -141,6 +141,14 @@ class RayExecutor:
             self.say(f"  {future.label}: failed ({reason}), {tries}")
         return retry
 
+    def cancel(self, future: RayFuture) -> None:
+        """A task not yet started is dropped; one running is interrupted (its result is not
+        wanted: a plan that stopped at its first winner)."""
+        try:
+            self.ray.cancel(future.ref)
+        except Exception:  # already finished, or its worker gone: nothing left to stop
+            pass
+
     def close(self) -> None:
         if self._connected:
             self.ray.shutdown()

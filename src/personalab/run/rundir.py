@@ -158,17 +158,18 @@ class Run:
 
 def train_run(
     config: RunConfig, out: Path, progress: bool = True, force: bool = False, reuse: Sequence[Path] = (),
-    executor: Any = None,
+    executor: Any = None, dataset: Dataset | None = None,
 ) -> Personalizer:
     """Train ``config.strategy`` into a new run directory ``out``, taking adapters that earlier
     runs ``reuse`` trained from identical inputs (same fingerprint) instead of retraining them.
     ``executor`` (``personalab.run.executor``; None: this process) trains the fleet shards;
-    whatever it is, only this process writes into ``out``."""
+    whatever it is, only this process writes into ``out``. ``dataset``: ``config.data`` already
+    loaded (a plan step's task gets it by reference, not by path)."""
     out = Path(out)
     if (out / PERSONALIZER).exists() and not force:
         raise PersonalabError(f"{out} already holds a trained run; pass --force to overwrite it, or choose another --out")
     strategy = get_strategy(config.strategy, **config.strategy_options)  # bad options fail first
-    dataset = load_dataset(config.data)
+    dataset = dataset if dataset is not None else load_dataset(config.data)
     data_hash = dataset_fingerprint(dataset)
     held_out = config.held_out(dataset)
     dataset = without_training_rows(dataset, held_out)
@@ -218,12 +219,13 @@ def _killed_run_of(root: Path, config: RunConfig, data_hash: str) -> bool:
         return False  # a damaged config: start afresh
 
 
-def open_run(root: Path) -> Run:
+def open_run(root: Path, dataset: Dataset | None = None) -> Run:
+    """The trained run at ``root``; ``dataset``: its ``config.data`` already loaded."""
     root = Path(root)
     if not (root / PERSONALIZER).exists():
         raise PersonalabError(f"{root} is not a trained run (no {PERSONALIZER}); train one with `personalab train`")
     config = run_config(root)
-    dataset = load_dataset(config.data)
+    dataset = dataset if dataset is not None else load_dataset(config.data)
     personalizer = personalizer_from_json(json.loads((root / PERSONALIZER).read_text(encoding="utf-8")))
     backend = _backend(config, dataset)
     load_head(backend, root)

@@ -9,11 +9,16 @@ It returns each adapter as safetensors bytes with their sha256; the driver check
 before it writes the shard into the bank in one commit, as the in-process path does. A task
 trains exactly what ``steps.train_members`` trains in this process (same engine, same seeding
 of the global generator per shard), so its adapters are the same bit for bit.
+
+A worker process keeps the base model it built (``worker_backend``): the next shard of the same
+fleet that lands on it trains over the model already loaded, as the in-process path does, and
+a shard of another model replaces it (one base model in a worker's memory at a time).
 """
 
 from __future__ import annotations
 
 import hashlib
+import pickle
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
@@ -75,7 +80,7 @@ def shared_for(context, on_top_of_unified: bool) -> Shared:
 def train_shard_task(job: ShardJob, shared: Shared) -> list[TrainedAdapter]:
     """The task: build the base, train the shard's members as one fleet, return the adapters.
     Runs in a worker; touches nothing on disk but the model it loads."""
-    backend = shared.build_backend()
+    backend = worker_backend(shared.build_backend)
     with torch.no_grad():
         for name, tensor in shared.head.items():
             backend.model.get_parameter(name).copy_(tensor)
@@ -87,14 +92,35 @@ def train_shard_task(job: ShardJob, shared: Shared) -> list[TrainedAdapter]:
     if shared.under is not None:
         engine.add_adapter(UNIFIED, shared.under)
     seed_everything(job.seed)  # as train_members does: a shard's draws depend on the shard alone
-    results = train_fleet(backend, engine, job.members, job.settings, job.seed,
-                          under=Route.single(UNIFIED) if shared.under is not None else Route({}),
-                          progress=False, label=job.label)
-    trained = []
-    for member in job.members:
-        data = weights_to_bytes(engine.adapter_weights(member.name))
-        trained.append(TrainedAdapter(member.name, data, hashlib.sha256(data).hexdigest(), results[member.name]))
-    return trained
+    try:
+        results = train_fleet(backend, engine, job.members, job.settings, job.seed,
+                              under=Route.single(UNIFIED) if shared.under is not None else Route({}),
+                              progress=False, label=job.label)
+        trained = []
+        for member in job.members:
+            data = weights_to_bytes(engine.adapter_weights(member.name))
+            trained.append(TrainedAdapter(member.name, data, hashlib.sha256(data).hexdigest(), results[member.name]))
+        return trained
+    finally:
+        engine.unwrap()  # the cached base is left as built (plus the head, overwritten by every task)
+
+
+_BACKEND: dict[str, Backend] = {}  # this worker process's base model, by the build call's hash
+
+
+def worker_backend(build: Callable[[], Backend]) -> Backend:
+    """The backend ``build`` makes, built once per worker process and kept for the next task
+    with the same build call (same model, labels, profiles, seed). Safe for shard tasks: each
+    overwrites every trainable base parameter (the head) and unwraps its engine at the end,
+    so a kept backend trains exactly as a fresh one."""
+    try:
+        key = hashlib.sha256(pickle.dumps(build)).hexdigest()
+    except (pickle.PicklingError, AttributeError, TypeError):  # a call with no stable identity
+        return build()
+    if key not in _BACKEND:
+        _BACKEND.clear()  # one base model in memory at a time
+        _BACKEND[key] = build()
+    return _BACKEND[key]
 
 
 def checked_weights(adapter: TrainedAdapter) -> dict[str, Any]:

@@ -131,3 +131,18 @@ def test_the_default_path_and_help_never_import_ray():
     code = ("import sys; from personalab.cli.main import main; sys.argv = ['personalab', 'train', '--help'];\n"
             "try: main()\nexcept SystemExit: pass\nassert 'ray' not in sys.modules, 'ray imported'")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=120)
+
+
+def test_a_worker_keeps_one_base_model_for_the_shards_of_the_same_build():
+    from functools import partial
+
+    from personalab.strategies.shard_tasks import worker_backend
+
+    built = []
+
+    first = worker_backend(partial(dict, model="a"))
+    assert worker_backend(partial(dict, model="a")) is first  # an equal build call: the model kept
+    other = worker_backend(partial(dict, model="b"))
+    assert other is not first and worker_backend(partial(dict, model="a")) is not first  # one kept at a time
+    assert worker_backend(lambda: built.append(1) or {}) is not worker_backend(lambda: built.append(1) or {})
+    assert len(built) == 2  # a build call that cannot be pickled has no identity: built each time
