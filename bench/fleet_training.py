@@ -14,7 +14,10 @@ so every arm does every epoch). A classifier's new head is seeded and frozen in 
 - B, personalab's fleet training: ``train_fleet`` of all adapters at once on the multi-LoRA
   engine; each persona still gets its own batches of 16, its own AdamW state and schedule,
   and ``--rows-per-step`` (default 64) rows of several personas share one forward pass. Its
-  time includes its own validation before training and after every epoch.
+  time includes its own validation before training and after every epoch. With the causal LM
+  each persona's rows in a pass run their shared prompt beginning once (template,
+  instruction, profile: ``personalab.models.shared_prefix``), which A and C, written with
+  PEFT alone, do not: that is personalab's arithmetic saving, visible in the token counts.
 - C, one unified adapter on all rows (the compute floor): arm A's plain PEFT loop on one
   adapter, batch 16; the standard one-adapter LoRA path, with no routing, so that B/C charges
   the engine for all of its overhead. It validates once, at the end, as A does; B validates
@@ -30,7 +33,8 @@ personas of each adapter's loss on its own val rows, C on all val rows (plus B -
 standard error over personas: B should match A within noise). Ratios come from one run; on
 this shared machine compare ratios, not absolute times, and give ``--threads`` no more than
 the idle cores (an oversubscribed CPU made a 2-thread run 5-20x slower and erratic). The JSON
-also holds each arm's padded input tokens (training and validation), the arithmetic it did.
+also holds each arm's padded input tokens (training and validation; for B a shared prefix
+counts once), the arithmetic it did.
 ``--quick`` (4 personas x 20 rows, 3 val rows, 1 epoch, 1 thread) only checks that it runs.
 
     python bench/fleet_training.py --out runs/bench/fleet.json        # full size

@@ -102,7 +102,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--model", help="minilm (embedded default), tiny-classifier, tiny-causal-lm, a local folder, or a cached hub id")
     group.add_argument("--no-profile", action="store_true", help="do not give the persona's profile to the model")
-    group.add_argument("--max-length", type=int, help="maximum tokens per input (default 128)")
+    group.add_argument("--max-length", type=int, help="maximum tokens per input (default 128): a longer causal-LM prompt keeps its first and last halves (template and profile, end of the input); a classifier cuts the longer of profile and input")
     group.add_argument("--allow-pickle", action="store_true", help="allow .bin/.pt weights (unsafe: pickle can run code)")
     group.add_argument("--trust-remote-code", action="store_true", help="allow model code shipped with the model (unsafe)")
     add_execution_arguments(group)
