@@ -12,10 +12,13 @@ started never runs, one already running is interrupted (its work so far wasted).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from personalab.run.step_tasks import RunInputs, RunJob, RunResult, run_task
+from personalab.plan.steps import evaluation_metrics, train_metrics
+from personalab.run.step_tasks import RunInputs, RunJob, RunResult, install, run_task
 
 
 @dataclass
@@ -56,6 +59,20 @@ class Ahead:
             self.events[name] = [e for e in self.executor.events[seen:] if e.get("task") == future.label]
             self.results[name] = future.result()
         return self.results[name]
+
+    def install_run(self, name: str, run_dir: Path) -> Ran:
+        """``name``'s train step: its run folder written to ``run_dir``, its ledger metrics."""
+        result = self.result(name)
+        install(result.train, run_dir)
+        metrics = {**train_metrics(run_dir), "executor": {"kind": self.executor.kind, "events": self.events[name]}}
+        return Ran(metrics, result.seconds["train"], result.where)
+
+    def install_evaluation(self, name: str, folder: Path, split: str) -> Ran:
+        """``name``'s evaluation on ``split``: written to ``folder``, its ledger metrics."""
+        result = self.result(name)
+        install(result.evaluations[split], folder)
+        metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+        return Ran(evaluation_metrics(metrics), result.seconds[split], result.where)
 
     def forget(self, name: str) -> None:
         """Drop ``name``'s files once they are in place (a fleet's run may be large)."""

@@ -39,7 +39,6 @@ re-runs exactly the steps downstream of it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -58,8 +57,8 @@ from personalab.plan.progress import Progress
 from personalab.plan.record import PlanRecord
 from personalab.plan.report import write_report
 from personalab.plan.spec import CONFIRMATION_SPLIT, Candidate, PlanSpec, grouping_name
-from personalab.plan.steps import BOOTSTRAP_SEED, Steps, comparison_summary, evaluation_metrics, train_metrics
-from personalab.run.step_tasks import RunInputs, RunJob, install, lender_files
+from personalab.plan.steps import BOOTSTRAP_SEED, Steps, comparison_summary
+from personalab.run.step_tasks import RunInputs, RunJob, lender_files
 
 LEDGER = "ledger.sqlite"
 # Every strategy is evaluated on both: validation rows select and flag personas for the harm
@@ -234,7 +233,7 @@ class _Runner:
         step = self._train_step(name, self.spec.run_config(candidate, seed))
         elsewhere = seed is None and self.ahead is not None and name in self.ahead
         if elsewhere:
-            step.work = lambda: self._installed_run(name, run_dir)
+            step.work = lambda: self.ahead.install_run(name, run_dir)
         train = self._run(step)
         self.trained.append(run_dir)
         evaluations = {split: self._evaluate(name, run_dir, train, split, elsewhere) for split in splits}
@@ -255,7 +254,7 @@ class _Runner:
 
     def _evaluate(self, name: str, run_dir: Path, train: Row, split: str, elsewhere: bool = False) -> Row:
         folder = run_dir / "eval" / split
-        work = (lambda: self._installed_evaluation(name, folder, split)) if elsewhere \
+        work = (lambda: self.ahead.install_evaluation(name, folder, split)) if elsewhere \
             else (lambda: self.steps.evaluate(run_dir, split, self.verbose))
         return self._run(_Step(
             "evaluate", f"{name}@{split}", {"train": train.artifact_hash, "split": split, "data": self.data_hash},
@@ -296,20 +295,6 @@ class _Runner:
         from personalab.data import load_dataset
 
         return load_dataset(self.spec.data)
-
-    def _installed_run(self, name: str, run_dir: Path) -> Ran:
-        """The train step of a candidate that ran elsewhere: its run folder written here."""
-        result = self.ahead.result(name)
-        install(result.train, run_dir)
-        metrics = {**train_metrics(run_dir),
-                   "executor": {"kind": self.ahead.executor.kind, "events": self.ahead.events[name]}}
-        return Ran(metrics, result.seconds["train"], result.where)
-
-    def _installed_evaluation(self, name: str, folder: Path, split: str) -> Ran:
-        result = self.ahead.result(name)
-        install(result.evaluations[split], folder)
-        metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
-        return Ran(evaluation_metrics(metrics), result.seconds[split], result.where)
 
     def _compare(self, name: str, baseline: Row, evaluation: Row, split: str, against: str | None = None) -> dict:
         """``name``'s run against the baseline's (or a repeat's, ``against``) on ``split``; on
