@@ -12,7 +12,9 @@ with the embedded MiniLM.
 Reported per model and N: the process's peak RSS (``getrusage``: the model, the rows and the
 training), its RSS before training (model and rows loaded), the training seconds and seconds
 per persona, and the bank's bytes on disk. ``peak_rss_ratio`` and ``seconds_per_persona_ratio``
-compare the largest N with the smallest (same shard size). Targets (issue 14): the peak RSS
+compare the largest N with the smallest (same shard size); ``cpu_seconds_per_persona`` (the
+process's CPU time, all its threads) and its ratio are moved less by other work on a shared
+machine than wall-clock time, which moved by up to 70 % from run to run on a busy 2-core one. Targets (issue 14): the peak RSS
 ratio at most 1.25, seconds per persona within 0.8-1.25. The rows themselves (80,000 at
 N=4000) are in memory at every size: that part of the growth is the data, not the fleet.
 
@@ -56,12 +58,13 @@ def measure(model: str, personas: int, shard: int, device: str, seed: int) -> di
         context = FitContext(dataset=None, backend=backend, bank=AdapterBank(Path(folder) / "bank"),
                              settings=settings, run_dir=Path(folder), seed=seed, progress=False, fleet_shard=shard)
         before = peak_rss_mb()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         train_sharded(context, members, {m.name: m.name for m in members}, settings, False, "fleet")
-        seconds = time.perf_counter() - start
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
         bank_bytes = sum(f.stat().st_size for f in (Path(folder) / "bank").rglob("*") if f.is_file())
     return {"personas": personas, "peak_rss_mb": peak_rss_mb(), "rss_before_training_mb": before,
-            "seconds": seconds, "seconds_per_persona": seconds / personas, "bank_bytes": bank_bytes}
+            "seconds": seconds, "seconds_per_persona": seconds / personas,
+            "cpu_seconds_per_persona": cpu_seconds / personas, "bank_bytes": bank_bytes}
 
 
 def peak_rss_mb() -> float:
@@ -87,19 +90,22 @@ def run_model(key: str, args) -> dict:
               f"{size['seconds_per_persona'] * 1000:.1f} ms/persona", file=sys.stderr)
     first, last = sizes[0], sizes[-1]
     return {"sizes": sizes, "peak_rss_ratio": last["peak_rss_mb"] / first["peak_rss_mb"],
-            "seconds_per_persona_ratio": last["seconds_per_persona"] / first["seconds_per_persona"]}
+            "seconds_per_persona_ratio": last["seconds_per_persona"] / first["seconds_per_persona"],
+            "cpu_seconds_per_persona_ratio": last["cpu_seconds_per_persona"] / first["cpu_seconds_per_persona"]}
 
 
 def print_table(results: dict) -> None:
-    print(f"{'model':16} {'N':>5} {'peak MB':>8} {'before MB':>9} {'ms/persona':>10} {'bank MB':>8}")
+    print(f"{'model':16} {'N':>5} {'peak MB':>8} {'before MB':>9} {'ms/persona':>10} {'CPU ms':>7} {'bank MB':>8}")
     for key in MODELS:
         if key not in results:
             continue
         for size in results[key]["sizes"]:
             print(f"{key:16} {size['personas']:>5} {size['peak_rss_mb']:>8.0f} {size['rss_before_training_mb']:>9.0f} "
-                  f"{size['seconds_per_persona'] * 1000:>10.1f} {size['bank_bytes'] / 2**20:>8.1f}")
+                  f"{size['seconds_per_persona'] * 1000:>10.1f} {size['cpu_seconds_per_persona'] * 1000:>7.1f} "
+                  f"{size['bank_bytes'] / 2**20:>8.1f}")
         print(f"{key:16} ratios {args_sizes(results)}: peak RSS {results[key]['peak_rss_ratio']:.3f}, "
-              f"seconds per persona {results[key]['seconds_per_persona_ratio']:.3f}")
+              f"seconds per persona {results[key]['seconds_per_persona_ratio']:.3f} "
+              f"(CPU seconds {results[key]['cpu_seconds_per_persona_ratio']:.3f})")
 
 
 def args_sizes(results: dict) -> str:

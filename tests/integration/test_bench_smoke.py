@@ -99,6 +99,8 @@ def test_scale_quick(tmp_path):
         assert size["bank_bytes"] > 0
     assert 1.5 < results["sizes"][1]["bank_bytes"] / results["sizes"][0]["bank_bytes"] < 2.5
     assert results["peak_rss_ratio"] > 0 and results["seconds_per_persona_ratio"] > 0
+    assert all(size["cpu_seconds_per_persona"] > 0 for size in results["sizes"])
+    assert results["cpu_seconds_per_persona_ratio"] > 0
 
 
 @pytest.mark.slow
