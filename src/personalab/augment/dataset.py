@@ -64,7 +64,9 @@ def _available(augmenters: list[Augmenter], report: AugmentReport) -> list[Augme
             ready.append(augmenter)
         else:
             report.augmenters[augmenter.name].skipped = reason
-            log.warning("augmenter %r skipped: %s", augmenter.name, reason)
+            # The report carries the reason to the user (the CLI and plans print it): a
+            # warning too would print the same long line twice.
+            log.info("augmenter %r skipped: %s", augmenter.name, reason)
     return ready
 
 
