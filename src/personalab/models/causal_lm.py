@@ -158,7 +158,7 @@ class CausalLMBackend:
         ``labels`` are -100 on prompt and padding; ``position_ids`` count from each row's
         first real token; ``route_ids`` (one per row) are kept for a multi-LoRA engine. With
         ``share_prefixes`` (and ``route_ids``) the rows of a route run their common beginning
-        once, when that pays (``personalab.models.shared_prefix``)."""
+        once, when every route's rows have one (``personalab.models.shared_prefix``)."""
         prompts = [self.prompt_ids(row) for row in rows]
         targets = [self.continuation_ids(row.output) for row in rows]
         sequences = [p + t for p, t in zip(prompts, targets)]

@@ -33,6 +33,7 @@ import torch
 
 from personalab.models.rows import pad_sequences
 
+
 def shared_prefix_batch(
     sequences: Sequence[list[int]],
     labels: Sequence[list[int]],
@@ -50,10 +51,10 @@ def shared_prefix_batch(
     for row, route in enumerate(route_ids):
         groups[route].append(row)
     cuts = {route: _common_prefix(sequences, rows, prompt_lengths) for route, rows in groups.items()}
-    prefixes = [sequences[rows[0]][: cuts[route]] for route, rows in groups.items()]
-    suffixes = [seq[cuts[route]:] for seq, route in zip(sequences, route_ids)]
     if not all(cuts.values()):
         return None
+    prefixes = [sequences[rows[0]][: cuts[route]] for route, rows in groups.items()]
+    suffixes = [seq[cuts[route]:] for seq, route in zip(sequences, route_ids)]
     return _two_pass_batch(prefixes, suffixes, labels, list(groups), route_ids, pad_id, ignore_index)
 
 
@@ -72,7 +73,8 @@ def _two_pass_batch(prefixes, suffixes, labels, routes, route_ids, pad_id, ignor
     prefix_ids, prefix_mask = pad_sequences(prefixes, pad_id, "left")
     suffix_ids, suffix_mask = pad_sequences(suffixes, pad_id, "left")
     suffix_labels, _ = pad_sequences([row[len(row) - len(s):] for row, s in zip(labels, suffixes)], ignore_index, "left")
-    row_prefix = torch.tensor([routes.index(route) for route in route_ids])
+    prefix_of = {route: k for k, route in enumerate(routes)}
+    row_prefix = torch.tensor([prefix_of[route] for route in route_ids])
     own_prefix = prefix_mask[row_prefix]
     return {
         "prefix_ids": prefix_ids,
