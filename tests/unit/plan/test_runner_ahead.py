@@ -68,15 +68,22 @@ def outcome(result) -> dict:
                            for c in result.plan["candidates"]], "decision": result.decision}
 
 
-def test_candidates_run_ahead_decide_as_in_this_process(make_spec, tmp_path, scripted_tasks):
+def here_and_there(make_spec, tmp_path, scripted_tasks, stop: str):
+    """The same scripted plan of three candidates run in this process and on an executor
+    elsewhere: (here, there, that executor, the script behind there)."""
     results = {"a": (0.01, 0.40), "b": (0.03, 0.01), "c": (0.08, 0.001)}
-    spec = make_spec([candidate(n, "per_persona") for n in "abc"], stop="all")
+    spec = make_spec([candidate(n, "per_persona") for n in "abc"], stop=stop)
     here = run_plan(spec, tmp_path / "here", progress=False, steps=Script(results).steps())
     script = scripted_tasks["script"] = Script(results)
     executor = Elsewhere()
     steps = script.steps()
     steps.executor = executor
     there = run_plan(spec, tmp_path / "there", progress=False, steps=steps)
+    return here, there, executor, script
+
+
+def test_candidates_run_ahead_decide_as_in_this_process(make_spec, tmp_path, scripted_tasks):
+    here, there, executor, _ = here_and_there(make_spec, tmp_path, scripted_tasks, stop="all")
     assert outcome(there) == outcome(here)
     assert executor.labels == ["step train:a", "step train:b", "step train:c"]
     ledger = rows(tmp_path / "there")
@@ -86,14 +93,7 @@ def test_candidates_run_ahead_decide_as_in_this_process(make_spec, tmp_path, scr
 
 
 def test_what_first_win_no_longer_needs_is_cancelled(make_spec, tmp_path, scripted_tasks):
-    results = {"a": (0.01, 0.40), "b": (0.03, 0.01), "c": (0.08, 0.001)}
-    spec = make_spec([candidate(n, "per_persona") for n in "abc"], stop="first_win")
-    here = run_plan(spec, tmp_path / "here", progress=False, steps=Script(results).steps())
-    script = scripted_tasks["script"] = Script(results)
-    executor = Elsewhere()
-    steps = script.steps()
-    steps.executor = executor
-    there = run_plan(spec, tmp_path / "there", progress=False, steps=steps)
+    here, there, executor, script = here_and_there(make_spec, tmp_path, scripted_tasks, stop="first_win")
     assert outcome(there) == outcome(here) and statuses(there)["c"] == "not run"
     assert executor.cancelled == ["step train:c"] and script.names("train") == ["unified", "a", "b"]
     assert "train:c" not in rows(tmp_path / "there")
